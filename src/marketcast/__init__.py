@@ -1,0 +1,48 @@
+"""marketcast: stacked-LSTM stock price forecasts, evaluated honestly.
+
+The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
+data``), :func:`run`, :func:`train`, :func:`evaluate`, :func:`evaluate_run` and
+:func:`forecast`. Heavy modules (torch) load on first use, so ``marketcast --help`` is quick.
+"""
+
+import importlib
+
+from marketcast.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    MarketcastError,
+    NotFittedError,
+    TrainingError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "run": "marketcast.api",
+    "train": "marketcast.api",
+    "evaluate": "marketcast.api",
+    "evaluate_run": "marketcast.api",
+    "forecast": "marketcast.api",
+    "load_run": "marketcast.api",
+    "Config": "marketcast.config",
+    "load_config": "marketcast.config",
+    "load_prices": "marketcast.data",
+    "summarize": "marketcast.data",
+}
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "DataError",
+    "MarketcastError",
+    "NotFittedError",
+    "TrainingError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'marketcast' has no attribute {name!r}")

@@ -1,0 +1,240 @@
+"""The public Python API; each CLI command is one function here."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast import artifacts, plots
+from marketcast.config import Config, config_to_toml, load_config
+from marketcast.data import data_sha256, summarize
+from marketcast.errors import ArtifactError, DataError
+from marketcast.metrics import accuracy, verdict
+from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
+from marketcast.pipeline import (
+    Series,
+    fit_models,
+    future_forecast,
+    load_series,
+    series_from_frame,
+    split_series,
+    test_table,
+    wide_predictions,
+)
+from marketcast.train import Callback
+from marketcast.windows import Split
+
+
+@dataclass
+class Trained:
+    """Fitted models with the data and split they were fitted on."""
+
+    config: Config
+    frame: pd.DataFrame
+    series: Series
+    split: Split
+    models: dict[str, BaseForecaster]
+
+    @property
+    def lstm(self) -> LSTMForecaster:
+        return self.models["lstm"]
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame([vars(e) for e in self.lstm.history_])
+
+
+@dataclass
+class Evaluation:
+    """Test-period forecasts (long table) and their scores."""
+
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    scores_by_step: pd.DataFrame
+    verdict: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    path: Path
+    trained: Trained
+    evaluation: Evaluation
+    forecast: pd.DataFrame
+    seconds: float
+
+
+def train(config: Config | None = None, callback: Callback | None = None) -> Trained:
+    """Load the configured data, split it and fit the LSTM and both baselines.
+
+    Everything is fitted on rows before the test period; scalers on the training rows only.
+    """
+    config = config or Config()
+    frame, series = load_series(config)
+    split = split_series(series, config)
+    models = fit_models(series, split, config, callback)
+    return Trained(config, frame, series, split, models)
+
+
+def evaluate(trained: Trained) -> Evaluation:
+    """Score every model on the test period, each forecasting from the true history only."""
+    table = test_table(trained.models, trained.series, trained.split,
+                       trained.config.model.horizon)
+    scores = accuracy(table)
+    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores))
+
+
+def evaluate_run(run_dir: str | Path) -> Evaluation:
+    """Reload a saved run, check its data is unchanged, and re-score the test period."""
+    config, lstm, meta = load_run(run_dir)
+    frame, series = load_series(config)
+    if data_sha256(frame) != meta["data_sha256"]:
+        raise DataError(
+            f"the data of {config.data.source} changed since the model was trained (sha256 "
+            "differs); evaluate with the original file or train again"
+        )
+    split = split_series(series, config)
+    models = fit_models(series, split, config, names=("naive", "linear"))
+    trained = Trained(config, frame, series, split, {"lstm": lstm, **models})
+    return evaluate(trained)
+
+
+def forecast(
+    run_dir: str | Path, data: str | None = None, days: int | None = None
+) -> pd.DataFrame:
+    """Forecast with a saved model: after its training data, or after the end of ``data``.
+
+    Returns a frame ``date, lstm, naive`` on NYSE trading dates.
+    """
+    config, lstm, meta = load_run(run_dir)
+    days = days or config.forecast.days
+    if data is None:
+        dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
+        series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
+    else:
+        newer = dataclasses.replace(config.data, source=data, start=None, end=None)
+        _, series = load_series(dataclasses.replace(config, data=newer))
+        need = lstm.transform_.offset + lstm.transform_.lookback
+        if len(series.y) < need:
+            raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
+    naive = NaiveForecaster().fit(series.y)
+    return future_forecast({"lstm": lstm, "naive": naive}, series, days)
+
+
+def load_run(run_dir: str | Path) -> tuple[Config, LSTMForecaster, dict]:
+    """Config, LSTM and metadata of a verified run folder (no pickle involved)."""
+    tensors, meta = artifacts.load_model_files(Path(run_dir))
+    try:
+        config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
+        model = LSTMForecaster.from_state(tensors, meta)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
+    return config, model, meta
+
+
+def run(config: Config | None = None, callback: Callback | None = None,
+        config_path: str | Path | None = None) -> RunResult:
+    """Data to trained model, evaluation, forecast and plots, written as one run folder."""
+    started = time.perf_counter()
+    config = config or load_config(config_path)
+    trained = train(config, callback)
+    evaluation = evaluate(trained)
+    future = future_forecast(
+        {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
+        config.forecast.days,
+    )
+    seconds = time.perf_counter() - started
+    path = write_run(trained, evaluation, future, seconds)
+    return RunResult(path, trained, evaluation, future, seconds)
+
+
+def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,
+              seconds: float) -> Path:
+    """Write the run folder atomically; a failure leaves no folder behind."""
+    config = trained.config
+    folder = artifacts.RunFolder(config.output.runs_dir, config.output.name,
+                                 label=config.data.ticker or config.data.source)
+    try:
+        _write_contents(folder.path, trained, evaluation, future, seconds)
+        return folder.finish()
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) -> None:
+    config, split = trained.config, trained.split
+    artifacts.write_text(out / "config.toml", config_to_toml(config))
+    history = trained.history()
+    artifacts.write_csv(out / "loss_history.csv", history)
+    plots.plot_loss(history, trained.lstm.best_epoch_, out / "loss.png")
+    tensors, meta = trained.lstm.get_state()
+    # Forecasts start after the last day of the data, so that is the context saved with it.
+    series, rows = trained.series, len(trained.lstm.y_)
+    meta.update({
+        "config": config.to_dict(),
+        "features": list(series.feature_names),
+        "context_y": series.y[-rows:].tolist(),
+        "context_X": None if series.X is None else series.X[-rows:].tolist(),
+        "context_dates": [d.date().isoformat() for d in series.dates[-rows:]],
+        "data_sha256": data_sha256(trained.frame),
+        "data_rows": len(trained.frame),
+        "versions": _versions(),
+    })
+    artifacts.save_model(out, tensors, meta)
+    summary = {
+        "data": summarize(trained.frame),
+        "split": _split_dates(trained.series.dates, split),
+        "best_epoch": trained.lstm.best_epoch_,
+        "epochs_run": len(history),
+        "wall_seconds": round(seconds, 2),
+    }
+    if evaluation is not None:
+        artifacts.write_csv(out / "test_forecasts.csv", evaluation.table)
+        predictions = wide_predictions(evaluation.table)
+        artifacts.write_csv(out / "predictions.csv", predictions)
+        plots.plot_test(predictions, config.data.target, out / "test.png")
+        summary["metrics"] = _records(evaluation.scores)
+        summary["metrics_by_step"] = _records(evaluation.scores_by_step)
+        summary["verdict"] = evaluation.verdict
+    if future is not None:
+        artifacts.write_csv(out / "forecast.csv", future)
+        target = pd.Series(trained.series.y, index=trained.series.dates)
+        plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
+    artifacts.write_json(out / "metrics.json", summary)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN as null (JSON has no NaN)."""
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+         for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _split_dates(dates: pd.DatetimeIndex, split: Split) -> dict:
+    def span(a: int, b: int) -> list[str] | None:
+        return [dates[a].date().isoformat(), dates[b - 1].date().isoformat()] if b > a else None
+
+    return {
+        "train": span(0, split.n_train),
+        "validation": span(split.n_train, split.test_start),
+        "test": span(split.test_start, len(dates)),
+        "rows": [split.n_train, split.n_val, split.n_test],
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out

@@ -1,0 +1,165 @@
+"""Run folders and model files: atomic writes, a sha256 manifest, no pickle anywhere.
+
+A run folder is assembled under a hidden staging name and renamed into place only when
+complete; ``manifest.json`` (the sha256 of every other file) is written last. Loading checks
+the manifest, so a truncated, tampered or half-written run is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import safetensors.torch
+from safetensors import SafetensorError
+
+from marketcast.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+WEIGHTS = "model.safetensors"
+MODEL_META = "model.json"
+FORMAT_VERSION = 1
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g"))
+
+
+def save_model(folder: Path, tensors: dict, meta: dict) -> None:
+    """``model.safetensors`` (weights) and ``model.json`` (everything else)."""
+    tmp = folder / f".{WEIGHTS}.tmp"
+    safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "marketcast"})
+    os.replace(tmp, folder / WEIGHTS)
+    write_json(folder / MODEL_META, {"format_version": FORMAT_VERSION, **meta})
+
+
+def load_model_files(folder: Path) -> tuple[dict, dict]:
+    """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
+    folder = check_run(folder)
+    try:
+        tensors = safetensors.torch.load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{folder / WEIGHTS} is not a valid safetensors file ({exc})") from None
+    meta = read_json(folder / MODEL_META)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
+    return tensors, meta
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+
+
+class RunFolder:
+    """A run folder being written: files go to a hidden staging folder until :meth:`finish`."""
+
+    def __init__(self, runs_dir: str | Path, name: str | None, label: str = "run"):
+        self.runs_dir = Path(runs_dir)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.name = name or f"{stamp}-{_slug(label)}"
+        if (self.runs_dir / self.name).exists() and name is not None:
+            raise ArtifactError(
+                f"run folder {self.runs_dir / self.name} already exists; pick another --name"
+            )
+        self.path = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f".{self.name}."))
+
+    def finish(self) -> Path:
+        """Write the manifest and move the folder into place under a name no one else has."""
+        files = sorted(p for p in self.path.iterdir() if p.is_file() and p.name != MANIFEST)
+        write_json(self.path / MANIFEST, {
+            "format_version": FORMAT_VERSION,
+            "files": {p.name: _sha256(p) for p in files},
+        })
+        for attempt in range(100):
+            final = self.runs_dir / (self.name if attempt == 0 else f"{self.name}-{attempt}")
+            try:
+                # rename onto an existing non-empty folder fails: two runs never share one.
+                os.rename(self.path, final)
+                return final
+            except OSError:
+                if not final.exists():
+                    raise
+        raise ArtifactError(f"cannot find a free run folder name for {self.name}")
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def check_run(folder: str | Path) -> Path:
+    """Check that ``folder`` is a complete, untampered run; return it as a Path."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ArtifactError(f"run folder {folder} not found; pass a folder under runs/")
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"{folder} is a file, not a run folder; pass the folder `marketcast run` wrote"
+        )
+    if not (folder / MANIFEST).is_file():
+        raise ArtifactError(
+            f"{folder} has no {MANIFEST}: the run is incomplete or not a marketcast run; "
+            "run `marketcast run` again"
+        )
+    manifest = read_json(folder / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{folder / MANIFEST} is malformed; run `marketcast run` again")
+    for name, digest in files.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
+        if _sha256(path) != digest:
+            raise ArtifactError(
+                f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "
+                "use an untouched run folder"
+            )
+    if WEIGHTS not in files or MODEL_META not in files:
+        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
+    return folder
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).name.split(".")[0]).strip("-") or "run"
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

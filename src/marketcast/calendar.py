@@ -1,0 +1,30 @@
+"""NYSE trading days (exchange-calendars ``XNYS``): no weekends, no exchange holidays."""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+
+@functools.lru_cache(maxsize=8)
+def _xnys(start_year: int, end_year: int):
+    import exchange_calendars as xcals
+
+    return xcals.get_calendar("XNYS", start=f"{start_year}-01-01", end=f"{end_year}-12-31")
+
+
+def nyse_sessions(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """NYSE sessions from ``start`` to ``end`` inclusive, timezone-naive."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    calendar = _xnys(max(start.year, 1886), end.year + 1)
+    return pd.DatetimeIndex(calendar.sessions_in_range(start, end), name="date").tz_localize(None)
+
+
+def next_trading_days(last: pd.Timestamp, n: int) -> pd.DatetimeIndex:
+    """The ``n`` NYSE sessions strictly after ``last``."""
+    last = pd.Timestamp(last).normalize()
+    # Roughly 252 sessions a year: twice the calendar days needed, plus holiday slack.
+    end = last + pd.Timedelta(days=2 * n + 14)
+    sessions = nyse_sessions(last, end)
+    return pd.DatetimeIndex(sessions[sessions > last][:n], name="date")

@@ -1,0 +1,247 @@
+"""Command-line interface: parse options, call one API function, print, map errors.
+
+Every user mistake ends as one ``error: ...`` line on stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from marketcast.errors import MarketcastError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# (flag, config key, type, help) shared by run and train.
+DATA_OPTIONS = [
+    ("--ticker", "data.ticker", str, "Ticker to keep from a multi-ticker file."),
+    ("--start", "data.start", str, "First date kept, YYYY-MM-DD (sp500 default: 2010-01-01)."),
+    ("--end", "data.end", str, "Last date kept, YYYY-MM-DD."),
+    ("--date-column", "data.date_column", str, "Name of the CSV's date column."),
+    ("--target", "data.target", str, "Column to forecast (default close)."),
+    ("--features", "data.features", str, "Comma-separated input columns (default close)."),
+    ("--fill", "data.fill", click.Choice(["none", "ffill", "drop"]),
+     "Policy for NaN or non-positive values (default none: an error)."),
+]
+MODEL_OPTIONS = [
+    ("--val-fraction", "split.val_fraction", float, "Share of days for validation (0.15)."),
+    ("--test-fraction", "split.test_fraction", float, "Share of days for the test (0.15)."),
+    ("--val-start", "split.val_start", str, "First validation day; overrides the fraction."),
+    ("--test-start", "split.test_start", str, "First test day; overrides the fraction."),
+    ("--lookback", "model.lookback", int, "Past days per input window (60)."),
+    ("--horizon", "model.horizon", int, "Days predicted at once, direct (1)."),
+    ("--layers", "model.layers", int, "Stacked LSTM layers (3)."),
+    ("--units", "model.units", int, "Units per LSTM layer (50)."),
+    ("--dropout", "model.dropout", float, "Dropout between layers (0.2)."),
+    ("--target-transform", "model.target_transform", click.Choice(["level", "log_return"]),
+     "Forecast price levels or log returns (log_return)."),
+    ("--batch-size", "train.batch_size", int, "Training batch size (64)."),
+    ("--epochs", "train.max_epochs", int, "Maximum training epochs (100)."),
+    ("--learning-rate", "train.learning_rate", float, "Adam learning rate (0.001)."),
+    ("--patience", "train.patience", int, "Early-stopping patience in epochs (10)."),
+    ("--seed", "train.seed", int, "Random seed (0)."),
+    ("--days", "forecast.days", int, "Trading days to forecast (30)."),
+    ("--runs-dir", "output.runs_dir", str, "Folder for run folders (runs)."),
+    ("--name", "output.name", str, "Run folder name (default: time stamp and data)."),
+]
+
+
+def _config_options(func):
+    """Add --config, --data and every setting flag; pass the resolved Config as ``config``."""
+    specs = DATA_OPTIONS + MODEL_OPTIONS
+    for flag, key, kind, help_text in reversed(specs):
+        func = click.option(flag, key.replace(".", "__"), type=kind, default=None,
+                            help=help_text)(func)
+    func = click.option("--data", "--source", "data__source", default=None,
+                        help="sp500 (bundled S&P 500, default) or a CSV path.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        default=None, help="TOML config file; flags override it.")(func)
+
+    @functools.wraps(func)
+    def wrapper(config_path, **kwargs):
+        from marketcast.config import load_config
+
+        keys = {k.replace(".", "__"): k for _, k, _, _ in specs} | {"data__source": "data.source"}
+        overrides = {keys[k]: kwargs.pop(k) for k in list(kwargs) if k in keys}
+        return func(config=load_config(config_path, overrides), **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="marketcast")
+def cli() -> None:
+    """Stacked-LSTM stock forecasts, always compared with tomorrow = today."""
+
+
+@cli.command()
+@_config_options
+def run(config) -> None:
+    """Data to trained model, test-period evaluation, 30-day forecast and plots."""
+    from marketcast.api import run as run_api
+
+    with _progress() as callback:
+        result = run_api(config, callback=callback)
+    _print_scores(result.evaluation)
+    out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
+              f"{result.forecast['date'].iloc[0].date()} to "
+              f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
+              f"{result.forecast['lstm'].iloc[-1]:.2f}")
+    out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+
+
+@cli.command()
+@_config_options
+def train(config) -> None:
+    """Fit the LSTM and save it (model, loss history, config) as a run folder."""
+    from marketcast.api import train as train_api
+    from marketcast.api import write_run
+
+    with _progress() as callback:
+        trained = train_api(config, callback=callback)
+    path = write_run(trained, None, None, 0.0)
+    out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
+    out.print(f"run folder: {path}")
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, help="Run folder written by run or train.")
+def evaluate(run_dir) -> None:
+    """Re-score a saved model and the baselines on its test period."""
+    from marketcast.api import evaluate_run
+
+    _print_scores(evaluate_run(run_dir))
+
+
+@cli.command()
+@click.option("--run", "run_dir", required=True, help="Run folder written by run or train.")
+@click.option("--data", "--source", "data", default=None,
+              help="Newer data to forecast from (same columns); default: the run's data.")
+@click.option("--days", type=int, default=None, help="Trading days to forecast.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the forecast CSV here instead of printing it.")
+def forecast(run_dir, data, days, output) -> None:
+    """Forecast the next trading days with a saved model."""
+    from marketcast.api import forecast as forecast_api
+
+    if days is not None and days < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--days")
+    frame = forecast_api(run_dir, data=data, days=days)
+    text = frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        from marketcast.artifacts import write_text
+
+        write_text(Path(output), text)
+        out.print(f"forecast written to {output}")
+
+
+@cli.command()
+@click.option("--data", "--source", "source", default="sp500", show_default=True,
+              help="sp500 or a CSV path.")
+@click.option("--ticker", default=None, help="Ticker to keep from a multi-ticker file.")
+@click.option("--start", default=None, help="First date kept, YYYY-MM-DD.")
+@click.option("--end", default=None, help="Last date kept, YYYY-MM-DD.")
+@click.option("--date-column", default=None, help="Name of the CSV's date column.")
+@click.option("--target", default="close", show_default=True, help="Column that must be clean.")
+def data(source, ticker, start, end, date_column, target) -> None:
+    """Summarise a data source: rows, dates, columns, gaps, missing values."""
+    from marketcast.data import load_prices, summarize
+
+    frame = load_prices(source, ticker=ticker, start=start, end=end, date_column=date_column,
+                        target=target, features=(target,))
+    summary = summarize(frame)
+    table = Table(title=f"data: {source}", show_header=False)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _print_scores(evaluation) -> None:
+    table = Table(title="test period (price units)")
+    columns = [("model", "model", "{}"), ("n", "n", "{}"), ("rmse", "RMSE", "{:.3f}"),
+               ("mae", "MAE", "{:.3f}"), ("mape", "MAPE %", "{:.3f}"),
+               ("directional_accuracy", "direction %", "{:.1f}"),
+               ("theils_u", "Theil's U", "{:.3f}"), ("dm_p_value", "DM p vs naive", "{:.3g}")]
+    for _, title, _ in columns:
+        table.add_column(title, justify="left" if title == "model" else "right")
+    for row in evaluation.scores.to_dict(orient="records"):
+        table.add_row(*[_fmt(fmt, row[key]) for key, _, fmt in columns])
+    out.print(table)
+    for line in evaluation.verdict:
+        out.print(f"verdict: {line}", soft_wrap=True)
+
+
+def _fmt(fmt: str, value) -> str:
+    if isinstance(value, float) and value != value:
+        return "-"
+    return fmt.format(value)
+
+
+class _progress:
+    """Rich progress bar for training epochs on stderr; silent when stderr is not a terminal."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+                            TextColumn("{task.description}"), TimeElapsedColumn(),
+                            console=err, transient=True)
+        self.bar.start()
+        self.task = None
+        return self.callback
+
+    def callback(self, log, max_epochs: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("", total=max_epochs)
+        self.bar.update(self.task, completed=log.epoch,
+                        description=f"train {log.train_loss:.5f}  val {log.val_loss:.5f}")
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+
+class _NoteHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"note: {record.getMessage()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning our errors and usage errors into one line."""
+    logger = logging.getLogger("marketcast")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        cli.main(args=argv, prog_name="marketcast", standalone_mode=False)
+    except MarketcastError as exc:
+        _fail(str(exc), exc.exit_code)
+    except click.UsageError as exc:
+        hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> None:
+    one_line = " ".join(message.split())
+    print(f"error: {one_line}", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,231 @@
+"""Typed, frozen run configuration.
+
+Precedence: defaults < TOML config file < command-line flags. Unknown keys are errors. The
+resolved configuration is saved as ``config.toml`` beside every run's outputs, and
+``marketcast run --config that/config.toml`` repeats the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from marketcast.errors import ConfigError
+
+TARGET_TRANSFORMS = ("level", "log_return")
+FILL_POLICIES = ("none", "ffill", "drop")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Built-in name ("sp500": S&P 500 index 1999-2018, shipped by `arch`) or a CSV path.
+    source: str = "sp500"
+    # Which ticker to keep from a multi-ticker (long) file; required when it holds several.
+    ticker: str | None = None
+    # First and last date kept (inclusive). None: sp500 starts 2010-01-01, files at their start.
+    start: str | None = None
+    end: str | None = None
+    # Date column of a CSV; None: found by name (date, timestamp, datetime, time, day).
+    date_column: str | None = None
+    # Column forecast, after lower-casing ("Adj Close" is adj_close).
+    target: str = "close"
+    # Model inputs; the target's own series is always the first input.
+    features: tuple[str, ...] = ("close",)
+    # Missing or non-positive target values: "none" is an error, "ffill" carries the last
+    # good value forward, "drop" removes those days.
+    fill: str = "none"
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    # Chronological shares of the days: train is what remains (70% by default).
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    # Explicit first days of validation and test (ISO dates); override the fractions.
+    val_start: str | None = None
+    test_start: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Past trading days per input window. 60 beat 100 and 20 on the validation period.
+    lookback: int = 60
+    # Days forecast at once (direct); longer forecasts recurse on h = 1.
+    horizon: int = 1
+    layers: int = 3
+    units: int = 50
+    dropout: float = 0.2
+    # "log_return": forecast daily log returns, stationary, so MinMax bounds fitted on
+    # training rows still hold in the test period. "level": forecast the scaled price
+    # itself, as the classic notebook does; test prices above the training range then sit
+    # outside [0, 1] and the forecasts lag.
+    target_transform: str = "log_return"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    # Upper bound; early stopping on validation loss usually ends sooner.
+    max_epochs: int = 100
+    learning_rate: float = 1e-3
+    # Epochs without validation improvement before stopping (best weights are restored).
+    patience: int = 10
+    # Gradient-norm clipping: LSTMs on price data spike without it.
+    clip_norm: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    # Trading days forecast after the last date, on the NYSE calendar.
+    days: int = 30
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    runs_dir: str = "runs"
+    # Run folder name; None: a timestamp plus the data source.
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> Config:
+        """Build from nested ``{section: {key: value}}``; unknown keys and bad types raise."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{origin}: expected a table of sections, got {type(raw).__name__}")
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name, values in raw.items():
+            if name not in sections:
+                raise ConfigError(
+                    f"{origin}: unknown section [{name}]; known sections: {', '.join(sections)}"
+                )
+            if not isinstance(values, dict):
+                raise ConfigError(f"{origin}: [{name}] must be a table of settings")
+            section_cls = sections[name].default_factory
+            kwargs[name] = _build_section(section_cls, values, f"{origin}: [{name}]")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain dict, None values left out (TOML has no null)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            section = dataclasses.asdict(getattr(self, f.name))
+            out[f.name] = {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in section.items()
+                if v is not None
+            }
+        return out
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """Apply ``{"section.key": value}`` overrides (from command-line flags)."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            section, key = dotted.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+        return Config.from_dict(raw, origin="options")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Resolve defaults < TOML file at ``path`` < ``overrides``."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass the path of a TOML file")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        config = Config.from_dict(raw, origin=str(path))
+    return config.with_overrides(overrides or {})
+
+
+def config_to_toml(config: Config) -> str:
+    return tomli_w.dumps(config.to_dict())
+
+
+def _build_section(section_cls: type, values: dict[str, Any], origin: str) -> Any:
+    hints = typing.get_type_hints(section_cls)
+    known = {f.name for f in dataclasses.fields(section_cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{origin}: unknown setting {key!r}; known settings: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = _coerce(value, hints[key], f"{origin} {key}")
+    return section_cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a field's type hint, converting only int -> float and list -> tuple."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):  # X | None
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of names, got {value!r}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check_ranges(config: Config) -> None:
+    d, s, m, t = config.data, config.split, config.model, config.train
+    checks = [
+        (d.fill in FILL_POLICIES, f"data.fill must be one of {', '.join(FILL_POLICIES)}"),
+        (len(d.features) > 0, "data.features must name at least one column"),
+        (0 <= s.val_fraction < 1, "split.val_fraction must be in [0, 1)"),
+        (0 < s.test_fraction < 1, "split.test_fraction must be in (0, 1)"),
+        (s.val_fraction + s.test_fraction < 1, "split fractions must leave days for training"),
+        (m.lookback >= 1, "model.lookback must be at least 1"),
+        (m.horizon >= 1, "model.horizon must be at least 1"),
+        (m.layers >= 1, "model.layers must be at least 1"),
+        (m.units >= 1, "model.units must be at least 1"),
+        (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
+        (
+            m.target_transform in TARGET_TRANSFORMS,
+            f"model.target_transform must be one of {', '.join(TARGET_TRANSFORMS)}",
+        ),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.max_epochs >= 1, "train.max_epochs must be at least 1"),
+        (t.learning_rate > 0, "train.learning_rate must be positive"),
+        (t.patience >= 1, "train.patience must be at least 1"),
+        (t.clip_norm > 0, "train.clip_norm must be positive"),
+        (config.forecast.days >= 1, "forecast.days must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{message}; fix the config file or the flag")

@@ -1,0 +1,32 @@
+"""The exception family of marketcast.
+
+Every error a user can cause derives from :class:`MarketcastError`. The CLI maps these to a
+one-line ``error: ...`` message and a non-zero exit code; anything else is a bug and keeps its
+traceback.
+"""
+
+
+class MarketcastError(Exception):
+    """Base class: a problem the user can fix. The message says what was wrong and what to do."""
+
+    exit_code = 2
+
+
+class DataError(MarketcastError):
+    """The price data cannot be read or breaks the data contract."""
+
+
+class ConfigError(MarketcastError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+
+class NotFittedError(MarketcastError):
+    """A model was asked to predict before ``fit``."""
+
+
+class ArtifactError(MarketcastError):
+    """A saved run or model is missing, incomplete, tampered with or of the wrong kind."""
+
+
+class TrainingError(MarketcastError):
+    """Training diverged (NaN or infinite loss)."""
