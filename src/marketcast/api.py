@@ -21,7 +21,6 @@ from marketcast.pipeline import (
     fit_models,
     future_forecast,
     load_series,
-    series_from_frame,
     split_series,
     test_table,
     wide_predictions,

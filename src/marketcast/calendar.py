@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import pandas as pd
 
@@ -11,7 +12,11 @@ import pandas as pd
 def _xnys(start_year: int, end_year: int):
     import exchange_calendars as xcals
 
-    return xcals.get_calendar("XNYS", start=f"{start_year}-01-01", end=f"{end_year}-12-31")
+    # exchange-calendars trips pandas deprecation warnings of its own; they are not ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return xcals.get_calendar("XNYS", start=f"{start_year}-01-01", end=f"{end_year}-12-31")
 
 
 def nyse_sessions(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:

@@ -191,26 +191,28 @@ def _fmt(fmt: str, value) -> str:
 
 
 class _progress:
-    """Rich progress bar for training epochs on stderr; silent when stderr is not a terminal."""
+    """Rich progress bar for training epochs on stderr, started by the first epoch; nothing
+    is drawn when stderr is not a terminal."""
 
     def __enter__(self):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                            TextColumn("{task.description}"), TimeElapsedColumn(),
-                            console=err, transient=True)
-        self.bar.start()
-        self.task = None
-        return self.callback
+        self.bar = None
+        return self.callback if err.is_terminal else None
 
     def callback(self, log, max_epochs: int) -> None:
-        if self.task is None:
+        if self.bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+                                TextColumn("{task.description}"), TimeElapsedColumn(),
+                                console=err, transient=True)
+            self.bar.start()
             self.task = self.bar.add_task("", total=max_epochs)
         self.bar.update(self.task, completed=log.epoch,
                         description=f"train {log.train_loss:.5f}  val {log.val_loss:.5f}")
 
     def __exit__(self, *exc):
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
         return False
 
 
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except click.UsageError as exc:
         hint = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
-        _fail(f"{exc.format_message()}{hint}", 2)
+        _fail(f"{exc.format_message().rstrip('.')}{hint}", 2)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:

@@ -181,7 +181,7 @@ def _build_section(section_cls: type, values: dict[str, Any], origin: str) -> An
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against a field's type hint, converting only int -> float and list -> tuple."""
+    """Check ``value`` against a field's type hint; convert only int -> float, list -> tuple."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType):  # X | None
         if value is None:

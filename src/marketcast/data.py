@@ -74,7 +74,8 @@ def load_prices(
         frame = _read_builtin(source)
         start = start or BUILTIN_DEFAULT_START.get(source)
     else:
-        frame = _read_csv(Path(source), ticker=ticker, date_column=date_column)
+        strict = () if fill != "none" else (target, *features)
+        frame = _read_csv(Path(source), ticker=ticker, date_column=date_column, strict=strict)
     frame = _sort_dates(frame)
     frame = _select_dates(frame, start, end)
     return validate_prices(frame, target=target, features=features, fill=fill)
@@ -144,7 +145,10 @@ def _read_builtin(source: str) -> pd.DataFrame:
     return frame
 
 
-def _read_csv(path: Path, ticker: str | None, date_column: str | None) -> pd.DataFrame:
+def _read_csv(
+    path: Path, ticker: str | None, date_column: str | None, strict: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a CSV into a date-indexed float frame; text in a ``strict`` column is an error."""
     if not path.is_file():
         raise DataError(
             f"data file {path} not found; pass an existing CSV path or --data sp500 "
@@ -165,21 +169,22 @@ def _read_csv(path: Path, ticker: str | None, date_column: str | None) -> pd.Dat
     raw = _pick_ticker(raw, ticker, path)
     date_col = _find_date_column(raw, date_column, path)
     index = _parse_dates(raw[date_col], path)
-    columns, text_cells = {}, {}
+    columns = {}
     for name in raw.columns.drop(date_col):
         values = pd.to_numeric(raw[name].str.replace(",", "", regex=False).str.strip(),
                                errors="coerce")
         is_text = values.isna() & raw[name].notna() & (raw[name].str.strip() != "")
         if is_text.all() and len(raw):
             continue  # a text column (exchange, currency...): not a price
-        if is_text.any():
+        if is_text.any() and name in strict:
             row = int(np.argmax(is_text.to_numpy()))
-            text_cells[name] = f"{raw[name].iloc[row]!r} on {index[row].date()}"
+            raise DataError(
+                f"{name} has {int(is_text.sum())} non-numeric values (first "
+                f"{raw[name].iloc[row]!r} on {index[row].date()}); clean the file or pass "
+                "--fill ffill or --fill drop"
+            )
         columns[name] = values.to_numpy(dtype=np.float64)
-    frame = pd.DataFrame(columns, index=pd.DatetimeIndex(index, name="date"))
-    # Remembered so that the contract check can name the first non-numeric cell.
-    frame.attrs["text_cells"] = text_cells
-    return frame
+    return pd.DataFrame(columns, index=pd.DatetimeIndex(index, name="date"))
 
 
 def _read_text(path: Path) -> str:
@@ -267,7 +272,7 @@ def _parse_dates(values: pd.Series, path: Path) -> pd.DatetimeIndex:
             f"{path}: cannot read {values.iloc[row]!r} as a date (data row {row + 1}); "
             "use ISO dates like 2018-01-31 or pass --date-column"
         )
-    return pd.DatetimeIndex(parsed.dt.tz_localize(None).dt.normalize())
+    return pd.DatetimeIndex(parsed.dt.tz_convert(None).dt.normalize())
 
 
 def _sort_dates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -314,11 +319,8 @@ def _apply_fill(frame: pd.DataFrame, bad: pd.DataFrame, fill: str, target: str) 
     first_col = bad.any().idxmax()
     n_bad = int(bad[first_col].sum())
     first_date = frame.index[bad[first_col].to_numpy()][0].date()
-    text = frame.attrs.get("text_cells", {}).get(first_col)
     if fill == "none":
         what = "NaN or non-positive" if first_col == target else "missing"
-        if text is not None:
-            what = f"non-numeric (e.g. {text})"
         raise DataError(
             f"{first_col} has {n_bad} {what} values (first on {first_date}); "
             "pass --fill ffill or --fill drop, or clean the file"

@@ -64,10 +64,13 @@ class WindowTransform:
     the target is also an input, a one-step model can be run recursively.
     """
 
-    def __init__(self, lookback: int, horizon: int, target_transform: str = "log_return"):
+    def __init__(self, lookback: int, horizon: int, target_transform: str = "log_return",
+                 dtype=np.float32):
         self.lookback = lookback
         self.horizon = horizon
         self.target_transform = target_transform
+        # float32 for the network; the linear baseline keeps float64.
+        self.dtype = dtype
 
     @property
     def offset(self) -> int:
@@ -82,10 +85,10 @@ class WindowTransform:
         return self
 
     def inputs(self, y: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
-        """Scaled inputs (T, F) float32, row-aligned with ``y`` (NaN rows before ``offset``)."""
+        """Scaled inputs (T, F), row-aligned with ``y`` (NaN rows before ``offset``)."""
         if not hasattr(self, "scaler_"):
             raise NotFittedError("window transform is not fitted")
-        return self.scaler_.transform(self._raw_inputs(y, X)).astype(np.float32)
+        return self.scaler_.transform(self._raw_inputs(y, X)).astype(self.dtype)
 
     def origins(self, first_target: int, stop: int) -> np.ndarray:
         """Origins whose ``h`` targets all lie in rows ``[first_target, stop)``."""
@@ -125,11 +128,11 @@ class WindowTransform:
                 f"values; train with --horizon {h} (direct) or use the target as only feature"
             )
         batch = self.windows(self.inputs(y, X), origins)
-        steps = []
-        while sum(s.shape[1] for s in steps) < h:
-            step = np.asarray(predict_scaled(batch), dtype=np.float32)  # (n, horizon)
-            steps.append(step)
-            batch = np.concatenate([batch, step[:, :, None]], axis=1)[:, -self.lookback :]
+        steps = [np.asarray(predict_scaled(batch), dtype=self.dtype)]  # (n, horizon) each
+        while len(steps) * self.horizon < h:
+            # Slide each window forward over its own forecasts (column 0 is the target).
+            batch = np.concatenate([batch, steps[-1][:, :, None]], axis=1)[:, -self.lookback :]
+            steps.append(np.asarray(predict_scaled(batch), dtype=self.dtype))
         return self.to_price(y, origins, np.concatenate(steps, axis=1)[:, :h])
 
     def to_dict(self) -> dict:

@@ -41,7 +41,8 @@ class LinearForecaster(BaseForecaster):
 
     def fit(self, y, X=None, *, n_val=0):
         y = np.asarray(y, dtype=np.float64)
-        self.transform_ = WindowTransform(self.lookback, self.horizon, self.target_transform)
+        self.transform_ = WindowTransform(self.lookback, self.horizon, self.target_transform,
+                                          dtype=np.float64)
         self.transform_.fit(y, X, n_train=len(y) - n_val)
         Z = self.transform_.inputs(y, X)
         origins = self.transform_.origins(0, len(y))

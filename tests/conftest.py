@@ -1,0 +1,59 @@
+"""Shared fixtures: small synthetic price files and a fast configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from marketcast.calendar import nyse_sessions
+from marketcast.config import Config, ModelConfig, OutputConfig, TrainConfig
+
+# One thread per xdist worker: two workers share two cores.
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def synthetic_prices(n: int = 320, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:
+    """Yahoo-layout frame of a geometric random walk on NYSE trading days."""
+    rng = np.random.default_rng(seed)
+    dates = nyse_sessions(pd.Timestamp(start), pd.Timestamp(start) + pd.Timedelta(days=3 * n))
+    dates = dates[:n]
+    close = 100 * np.exp(np.cumsum(0.0004 + 0.01 * rng.standard_normal(n)))
+    open_ = close * np.exp(0.002 * rng.standard_normal(n))
+    return pd.DataFrame({
+        "Date": dates.strftime("%Y-%m-%d"),
+        "Open": open_,
+        "High": np.maximum(open_, close) * 1.004,
+        "Low": np.minimum(open_, close) * 0.996,
+        "Close": close,
+        "Adj Close": close,
+        "Volume": rng.integers(1_000_000, 2_000_000, n),
+    })
+
+
+@pytest.fixture
+def prices_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "prices.csv"
+    synthetic_prices().to_csv(path, index=False)
+    return path
+
+
+def small_config(source: Path | str, runs_dir: Path, **model) -> Config:
+    """A configuration that trains in a second or two."""
+    return Config(
+        data=dataclasses.replace(Config().data, source=str(source)),
+        model=ModelConfig(**{"lookback": 10, "layers": 2, "units": 8, **model}),
+        train=TrainConfig(max_epochs=4, batch_size=32, patience=2),
+        output=OutputConfig(runs_dir=str(runs_dir)),
+    )
+
+
+@pytest.fixture
+def config(prices_csv: Path, tmp_path: Path) -> Config:
+    return small_config(prices_csv, tmp_path / "runs")

@@ -1,0 +1,140 @@
+import dataclasses
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import small_config, synthetic_prices
+
+from marketcast import api
+from marketcast.artifacts import MANIFEST, check_run
+from marketcast.errors import ArtifactError
+
+RUN_FILES = {
+    "config.toml", "metrics.json", "predictions.csv", "test_forecasts.csv", "forecast.csv",
+    "loss_history.csv", "loss.png", "test.png", "forecast.png", "model.safetensors",
+    "model.json", MANIFEST,
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    path = tmp / "prices.csv"
+    synthetic_prices().to_csv(path, index=False)
+    config = small_config(path, tmp / "runs")
+    return api.run(dataclasses.replace(config, output=dataclasses.replace(config.output,
+                                                                          name="r1")))
+
+
+def test_run_writes_every_file(finished):
+    assert {p.name for p in finished.path.iterdir()} == RUN_FILES
+    metrics = json.loads((finished.path / "metrics.json").read_text())
+    assert [m["model"] for m in metrics["metrics"]] == ["lstm", "naive", "linear"]
+    assert metrics["verdict"][0].startswith("LSTM RMSE")
+    predictions = pd.read_csv(finished.path / "predictions.csv")
+    assert list(predictions.columns) == ["date", "step", "actual", "lstm", "naive", "linear"]
+    assert len(predictions) == finished.trained.split.n_test
+    forecast = pd.read_csv(finished.path / "forecast.csv", parse_dates=["date"])
+    assert len(forecast) == 30 and forecast["date"].min() > finished.trained.series.dates[-1]
+    check_run(finished.path)
+
+
+def test_test_period_is_out_of_sample(finished):
+    split = finished.trained.split
+    table = finished.evaluation.table
+    first_test_day = finished.trained.series.dates[split.test_start]
+    assert table["date"].min() == first_test_day
+    assert (table["cutoff"] < table["date"]).all()
+    naive = table[table["model"] == "naive"]
+    np.testing.assert_array_equal(naive["y_hat"], naive["y_cutoff"])
+
+
+def test_reload_reproduces_forecast_csv_exactly(finished):
+    again = api.forecast(finished.path)
+    text = again.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    assert text == (finished.path / "forecast.csv").read_text()
+
+
+def test_evaluate_run_reproduces_metrics(finished):
+    evaluation = api.evaluate_run(finished.path)
+    pd.testing.assert_frame_equal(evaluation.scores, finished.evaluation.scores)
+
+
+def test_forecast_from_newer_data(finished, tmp_path):
+    newer = synthetic_prices(400)  # same generator, 80 more days
+    path = tmp_path / "newer.csv"
+    newer.to_csv(path, index=False)
+    out = api.forecast(finished.path, data=str(path), days=5)
+    assert out["date"].iloc[0] > pd.Timestamp(newer["Date"].iloc[-1])
+    assert out["naive"].iloc[0] == pytest.approx(newer["Close"].iloc[-1])
+
+
+def test_same_seed_same_metrics(config):
+    a = api.evaluate(api.train(config))
+    b = api.evaluate(api.train(config))
+    pd.testing.assert_frame_equal(a.scores, b.scores)
+
+
+def test_newest_first_file_gives_same_result(config, tmp_path):
+    flipped = tmp_path / "flipped.csv"
+    synthetic_prices().iloc[::-1].to_csv(flipped, index=False)
+    reversed_config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(flipped)))
+    a = api.evaluate(api.train(config))
+    b = api.evaluate(api.train(reversed_config))
+    pd.testing.assert_frame_equal(a.scores, b.scores)
+
+
+def test_tampered_weights_are_refused(finished, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in finished.path.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    weights = bytearray((copy / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ArtifactError, match="does not match its sha256"):
+        api.forecast(copy)
+
+
+def test_pickle_is_never_loaded(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    run = tmp_path / "evil"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    (run / "model.json").write_text("{}")
+    from marketcast.artifacts import _sha256
+
+    (run / MANIFEST).write_text(json.dumps({"files": {
+        n: _sha256(run / n) for n in ("model.safetensors", "model.json")}}))
+    with pytest.raises(ArtifactError, match="not a valid safetensors file"):
+        api.forecast(run)
+    with pytest.raises(ArtifactError, match="is a file, not a run folder"):
+        api.forecast(run / "model.safetensors")
+    assert not marker.exists()
+
+
+def test_incomplete_run_folder_is_refused(finished, tmp_path):
+    copy = tmp_path / "partial"
+    copy.mkdir()
+    (copy / "model.json").write_bytes((finished.path / "model.json").read_bytes())
+    with pytest.raises(ArtifactError, match="no manifest.json: the run is incomplete"):
+        api.forecast(copy)
+
+
+def test_failed_run_leaves_no_folder(config, monkeypatch, tmp_path):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("marketcast.plots.plot_forecast", boom)
+    with pytest.raises(RuntimeError):
+        api.run(config)
+    runs = tmp_path / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []

@@ -1,0 +1,119 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import synthetic_prices
+
+from marketcast.cli import main
+
+FAST = ["--lookback", "10", "--layers", "1", "--units", "8", "--epochs", "3", "--days", "5"]
+
+
+def cli(capsys, *args):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, fragment):
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_run_train_forecast_evaluate(capsys, prices_csv, tmp_path):
+    runs = str(tmp_path / "runs")
+    code, out, _ = cli(capsys, "run", "--data", str(prices_csv), "--runs-dir", runs,
+                       "--name", "a", *FAST)
+    assert code == 0
+    assert "verdict: LSTM RMSE" in out and "than tomorrow = today" in out
+    assert "run folder: " in out
+    saved = (tmp_path / "runs" / "a" / "forecast.csv").read_text()
+    code, out, _ = cli(capsys, "forecast", "--run", str(tmp_path / "runs" / "a"))
+    assert code == 0 and out == saved
+    code, out, _ = cli(capsys, "evaluate", "--run", str(tmp_path / "runs" / "a"))
+    assert code == 0 and "verdict: LSTM RMSE" in out
+    code, out, _ = cli(capsys, "train", "--data", str(prices_csv), "--runs-dir", runs,
+                       "--name", "b", *FAST)
+    assert code == 0 and "best epoch" in out
+    output = tmp_path / "f.csv"
+    code, _, _ = cli(capsys, "forecast", "--run", str(tmp_path / "runs" / "b"), "--days", "3",
+                     "--output", str(output))
+    assert code == 0 and len(pd.read_csv(output)) == 3
+
+
+def test_config_file_and_flag_precedence(capsys, prices_csv, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[data]\nsource = "{prices_csv}"\n[model]\nlookback = 12\nunits = 4\n'
+                      '[train]\nmax_epochs = 2\n')
+    runs = tmp_path / "runs"
+    code, _, _ = cli(capsys, "train", "--config", str(config), "--units", "6", "--layers", "1",
+                     "--runs-dir", str(runs), "--name", "c")
+    assert code == 0
+    saved = (runs / "c" / "config.toml").read_text()
+    assert "lookback = 12" in saved and "units = 6" in saved and "max_epochs = 2" in saved
+
+
+def test_data_summary(capsys, prices_csv):
+    code, out, _ = cli(capsys, "data", "--data", str(prices_csv))
+    assert code == 0
+    assert "320" in out and "2015-01-02" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "--data", "missing.csv"], "data file missing.csv not found"),
+        (["run", "--target", "price", "--epochs", "1"], "column 'price' not found"),
+        (["run", "--dropout", "2"], "model.dropout must be in [0, 1)"),
+        (["run", "--lookback", "abc"], "'abc' is not a valid integer"),
+        (["run", "--bogus"], "No such option '--bogus'; see `marketcast run --help`"),
+        (["run", "--start", "2018-11-01"], "days are too few"),
+        (["forecast", "--run", "no/such/run"], "run folder no/such/run not found"),
+        (["forecast", "--run", "."], "no manifest.json"),
+        (["data", "--data", "sp500", "--start", "someday"], "--start 'someday' is not a date"),
+    ],
+)
+def test_user_mistakes_give_one_line(capsys, args, fragment):
+    code, _, err = cli(capsys, *args)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_bad_config_key(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochs = 5\n")
+    code, _, err = cli(capsys, "run", "--config", str(bad))
+    assert_one_line_error(code, err, "unknown setting 'epochs'")
+
+
+def test_run_folder_without_model(capsys, tmp_path):
+    (tmp_path / "manifest.json").write_text('{"files": {}}')
+    code, _, err = cli(capsys, "forecast", "--run", str(tmp_path))
+    assert_one_line_error(code, err, "holds no model")
+
+
+def test_module_entry_point_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Date,Close\n2020-01-02,1\n2020-01-02,2\n")
+    proc = subprocess.run([sys.executable, "-m", "marketcast", "run", "--data", str(bad)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: 1 dates appear more than once (first: 2020-01-02); remove the duplicate rows, "
+        "or pass --ticker for a multi-ticker file"
+    )
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_newest_first_note_on_stderr(capsys, tmp_path):
+    path = tmp_path / "flipped.csv"
+    synthetic_prices(40).iloc[::-1].to_csv(path, index=False)
+    code, _, err = cli(capsys, "data", "--data", str(path))
+    assert code == 0 and "note: dates run newest-first" in err

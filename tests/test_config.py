@@ -1,0 +1,58 @@
+import pytest
+
+from marketcast.config import Config, config_to_toml, load_config
+from marketcast.errors import ConfigError
+
+
+def test_precedence_defaults_file_flags(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nlookback = 100\nunits = 32\n[train]\nlearning_rate = 1\n')
+    config = load_config(path, {"model.units": 16, "model.layers": None})
+    assert config.model.lookback == 100  # file
+    assert config.model.units == 16  # flag beats file
+    assert config.model.layers == Config().model.layers  # default
+    assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
+
+
+def test_round_trip_through_toml(tmp_path):
+    config = load_config(None, {"data.features": "close,volume", "data.ticker": "AAPL"})
+    path = tmp_path / "saved.toml"
+    path.write_text(config_to_toml(config))
+    assert load_config(path) == config
+    assert config.data.features == ("close", "volume")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[model]\nwindow = 5\n", "unknown setting 'window'"),
+        ("[modle]\nlookback = 5\n", r"unknown section \[modle\]"),
+        ("[model]\nlookback = 'long'\n", "lookback: expected int, got 'long'"),
+        ("[model]\nlookback = true\n", "expected int, got True"),
+        ("[model]\ndropout = 1.5\n", "model.dropout must be in"),
+        ("[model]\ntarget_transform = 'diff'\n", "target_transform must be one of"),
+        ("[train]\nbatch_size = 0\n", "batch_size must be at least 1"),
+        ("[split]\nval_fraction = 0.5\ntest_fraction = 0.5\n", "leave days for training"),
+        ("model = 3\n", r"\[model\] must be a table"),
+        ("[model\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.toml")
+
+
+def test_example_configs_load():
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[1] / "examples").glob("*.toml"))
+    assert len(examples) >= 2
+    for path in examples:
+        load_config(path)

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+from marketcast.config import Config, ModelConfig, TrainConfig
+from marketcast.errors import ConfigError, NotFittedError
+from marketcast.models import MODELS, LinearForecaster, LSTMForecaster, NaiveForecaster, make_model
+
+FAST = Config(model=ModelConfig(lookback=8, layers=2, units=6),
+              train=TrainConfig(max_epochs=3, batch_size=16, patience=2))
+
+
+def walk(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    return 50 * np.exp(np.cumsum(0.001 + 0.01 * rng.standard_normal(n)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_contract(name):
+    """Every registered model: unfitted error, shapes, finite positive prices, no refit."""
+    y = walk()
+    model = make_model(name, FAST)
+    with pytest.raises(NotFittedError):
+        model.predict(5)
+    assert model.fit(y[:140], n_val=20) is model
+    ahead = model.predict(5)
+    assert ahead.shape == (5,) and np.all(np.isfinite(ahead)) and np.all(ahead > 0)
+    origins = np.array([130, 140, 150])
+    batch = model.predict_origins(y, None, origins, 3)
+    assert batch.shape == (3, 3)
+    # A forecast from origin t equals predict() on the history up to t.
+    np.testing.assert_allclose(batch[1], model.predict(3, y[:141]), rtol=1e-6)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ConfigError, match="unknown model 'prophet'"):
+        make_model("prophet", FAST)
+
+
+def test_naive_repeats_last_value():
+    y = np.array([1.0, 2.0, 3.5, 4.0])
+    model = NaiveForecaster().fit(y)
+    np.testing.assert_array_equal(model.predict(3), [4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(model.predict_origins(y, None, np.array([1, 2]), 2),
+                                  [[2.0, 2.0], [3.5, 3.5]])
+
+
+def test_linear_matches_closed_form_ridge():
+    """Level transform: scaled windows -> ridge with an unpenalised intercept, by hand."""
+    y, lookback, alpha = walk(120), 5, 1e-3
+    model = LinearForecaster(lookback, 1, "level", alpha=alpha).fit(y, n_val=0)
+    lo, hi = y.min(), y.max()
+    s = (y - lo) / (hi - lo)
+    A = np.stack([s[t - lookback + 1 : t + 1] for t in range(lookback - 1, len(y) - 1)])
+    b = s[lookback:]
+    Am, bm = A - A.mean(0), b - b.mean()
+    w = np.linalg.solve(Am.T @ Am + alpha * np.eye(lookback), Am.T @ bm)
+    expected = (s[-lookback:] - A.mean(0)) @ w + b.mean()
+    assert model.predict(1)[0] == pytest.approx(expected * (hi - lo) + lo, rel=1e-9)
+
+
+def test_recursive_forecast_feeds_predictions_back():
+    y = walk(120)
+    model = LinearForecaster(5, 1, "log_return").fit(y)
+    two = model.predict(2)
+    one = model.predict(1)
+    extended = np.append(y, one)
+    assert two[1] == pytest.approx(model.predict(1, extended)[0], rel=1e-6)
+
+
+def test_lstm_same_seed_same_weights_and_forecast():
+    y = walk()
+    a = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
+    b = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
+    np.testing.assert_array_equal(a.predict(10), b.predict(10))
+    assert [e.train_loss for e in a.history_] == [e.train_loss for e in b.history_]
+
+
+def test_lstm_state_round_trip_is_exact():
+    y = walk()
+    model = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
+    tensors, meta = model.get_state()
+    again = LSTMForecaster.from_state(tensors, meta)
+    np.testing.assert_array_equal(again.predict(30), model.predict(30))
+    origins = np.arange(100, 150)
+    np.testing.assert_array_equal(again.predict_origins(y, None, origins, 1),
+                                  model.predict_origins(y, None, origins, 1))
+
+
+def test_lstm_early_stopping_restores_best_epoch():
+    y = walk(200)
+    train = TrainConfig(max_epochs=30, batch_size=16, patience=3, learning_rate=0.02)
+    model = LSTMForecaster(FAST.model, train).fit(y, n_val=40)
+    val = [e.val_loss for e in model.history_]
+    assert model.best_epoch_ == int(np.argmin(val)) + 1
+    assert len(val) <= 30
+    if len(val) < 30:  # stopped early: exactly `patience` epochs after the best
+        assert len(val) == model.best_epoch_ + 3
+
+
+def test_extra_features_refuse_recursion_past_horizon():
+    y = walk()
+    X = np.random.default_rng(0).uniform(size=(len(y), 1))
+    model = LinearForecaster(5, 1, "log_return").fit(y, X)
+    assert model.predict(1).shape == (1,)
+    with pytest.raises(ConfigError, match="needs future feature values"):
+        model.predict(3)

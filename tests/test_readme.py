@@ -1,0 +1,27 @@
+import re
+from pathlib import Path
+
+from marketcast.cli import cli, main
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_every_command_is_documented_and_has_help(capsys):
+    assert set(cli.commands) == {"run", "train", "evaluate", "forecast", "data"}
+    for name in cli.commands:
+        assert f"### `marketcast {name}`" in README
+        main([name, "--help"])  # returns normally: exit code 0
+        assert f"Usage: marketcast {name}" in capsys.readouterr().out
+
+
+def test_documented_flags_exist():
+    options = {opt for command in cli.commands.values() for param in command.params
+               for opt in param.opts}
+    documented = set(re.findall(r"`(--[a-z-]+)`", README))
+    assert documented - options - {"--help"} == set()
+
+
+def test_quick_start_is_two_make_commands():
+    block = README.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
