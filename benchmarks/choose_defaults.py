@@ -73,6 +73,8 @@ def evaluate_on_validation(config: Config) -> dict:
         "val_rmse_linear": scores.loc["linear", "rmse"],
         "ratio": scores.loc["lstm", "rmse"] / scores.loc["naive", "rmse"],
         "linear_ratio": scores.loc["linear", "rmse"] / scores.loc["naive", "rmse"],
+        # Diebold-Mariano p-value of the LSTM against naive on the validation rows.
+        "dm_p": scores.loc["lstm", "dm_p_value"],
         "n": int(scores.loc["lstm", "n"]),
         "epochs": len(lstm.history_),
         "best_epoch": lstm.best_epoch_,
@@ -120,14 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nValidation period {first['val_first']} .. {first['val_last']} "
           f"({first['n']} one-step forecasts); torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)\n")
-    columns = ["config", "seed", "val_rmse_lstm", "val_rmse_naive", "ratio", "val_rmse_linear",
-               "epochs", "best_epoch", "seconds"]
+    columns = ["config", "seed", "val_rmse_lstm", "val_rmse_naive", "ratio", "dm_p",
+               "val_rmse_linear", "epochs", "best_epoch", "seconds"]
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         print(frame[columns].to_string(index=False))
         if len(args.seeds) > 1:
             summary = frame.groupby("config", sort=False).agg(
                 ratio_mean=("ratio", "mean"), ratio_min=("ratio", "min"),
-                ratio_max=("ratio", "max"), epochs_mean=("epochs", "mean"),
+                ratio_max=("ratio", "max"), lstm_rmse_mean=("val_rmse_lstm", "mean"),
+                epochs_mean=("epochs", "mean"),
                 seconds_mean=("seconds", "mean"),
             )
             print("\nAcross seeds:\n" + summary.to_string())
