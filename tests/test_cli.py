@@ -1,3 +1,4 @@
+import io
 import subprocess
 import sys
 
@@ -49,6 +50,31 @@ def test_run_train_forecast_evaluate(capsys, prices_csv, tmp_path):
     assert code == 0 and len(pd.read_csv(output)) == 3
 
 
+def test_backtest_command(capsys, prices_csv, tmp_path):
+    code, out, _ = cli(capsys, "backtest", "--data", str(prices_csv), "--runs-dir",
+                       str(tmp_path / "runs"), "--name", "bt", "--models", "naive,drift,linear",
+                       "--n-windows", "30", "--refit-every", "10", "--lookback", "10")
+    assert code == 0
+    assert "walk-forward backtest" in out and "conformal intervals" in out
+    assert "verdict: drift: RMSE" in out
+    assert (tmp_path / "runs" / "bt" / "backtest.csv").is_file()
+
+
+def test_forecast_interval_option(capsys, prices_csv, tmp_path):
+    runs = tmp_path / "runs"
+    code, _, _ = cli(capsys, "run", "--data", str(prices_csv), "--runs-dir", str(runs),
+                     "--name", "i", "--test-fraction", "0.3", *FAST)
+    assert code == 0
+    code, out, _ = cli(capsys, "forecast", "--run", str(runs / "i"), "--interval", "0.5")
+    frame = pd.read_csv(io.StringIO(out))
+    assert list(frame.columns) == ["date", "lstm", "lstm_lower", "lstm_upper", "naive"]
+    assert (frame["lstm_lower"] < frame["lstm"]).all()
+    assert (frame["lstm"] < frame["lstm_upper"]).all()
+    wide = pd.read_csv(runs / "i" / "forecast.csv")  # the run's 90% interval is wider
+    width = frame["lstm_upper"] - frame["lstm_lower"]
+    assert ((wide["lstm_upper"] - wide["lstm_lower"]) > width).all()
+
+
 def test_config_file_and_flag_precedence(capsys, prices_csv, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(f'[data]\nsource = "{prices_csv}"\n[model]\nlookback = 12\nunits = 4\n'
@@ -78,6 +104,8 @@ def test_data_summary(capsys, prices_csv):
         (["run", "--start", "2018-11-01"], "days are too few"),
         (["forecast", "--run", "no/such/run"], "run folder no/such/run not found"),
         (["forecast", "--run", "."], "no manifest.json"),
+        (["backtest", "--models", "lstm,gru"], "unknown model 'gru'"),
+        (["run", "--interval", "1.5"], "forecast.interval must be in [0, 1)"),
         (["data", "--data", "sp500", "--start", "someday"], "--start 'someday' is not a date"),
     ],
 )

@@ -1,8 +1,8 @@
 """marketcast: stacked-LSTM stock price forecasts, evaluated honestly.
 
 The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
-data``), :func:`run`, :func:`train`, :func:`evaluate`, :func:`evaluate_run` and
-:func:`forecast`. Heavy modules (torch) load on first use, so ``marketcast --help`` is quick.
+data``), :func:`run`, :func:`backtest`, :func:`train`, :func:`evaluate`, :func:`evaluate_run`
+and :func:`forecast`. Heavy modules (torch) load on first use, so ``--help`` is quick.
 """
 
 import importlib
@@ -24,6 +24,7 @@ _LAZY = {
     "evaluate": "marketcast.api",
     "evaluate_run": "marketcast.api",
     "forecast": "marketcast.api",
+    "backtest": "marketcast.backtest",
     "load_run": "marketcast.api",
     "Config": "marketcast.config",
     "load_config": "marketcast.config",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +17,19 @@ from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
     Series,
+    add_interval,
     fit_models,
     future_forecast,
     load_series,
     split_series,
+    test_residuals,
     test_table,
     wide_predictions,
 )
 from marketcast.train import Callback
 from marketcast.windows import Split
+
+RESIDUALS = "residuals.csv"
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Evaluation:
     scores: pd.DataFrame
     scores_by_step: pd.DataFrame
     verdict: list[str] = field(default_factory=list)
+    # LSTM out-of-sample residuals per step up to the forecast length (for intervals).
+    residuals: pd.DataFrame | None = None
 
 
 @dataclass
@@ -80,10 +85,13 @@ def train(config: Config | None = None, callback: Callback | None = None) -> Tra
 
 def evaluate(trained: Trained) -> Evaluation:
     """Score every model on the test period, each forecasting from the true history only."""
-    table = test_table(trained.models, trained.series, trained.split,
-                       trained.config.model.horizon)
+    config, lstm = trained.config, trained.lstm
+    table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
     scores = accuracy(table)
-    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores))
+    # Recursion needs the target as only input; with extra features stop at the horizon.
+    steps = config.forecast.days if lstm.transform_.n_features_ == 1 else config.model.horizon
+    residuals = test_residuals(lstm, trained.series, trained.split, steps)
+    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores), residuals)
 
 
 def evaluate_run(run_dir: str | Path) -> Evaluation:
@@ -102,14 +110,24 @@ def evaluate_run(run_dir: str | Path) -> Evaluation:
 
 
 def forecast(
-    run_dir: str | Path, data: str | None = None, days: int | None = None
+    run_dir: str | Path, data: str | None = None, days: int | None = None,
+    interval: float | None = None,
 ) -> pd.DataFrame:
     """Forecast with a saved model: after its training data, or after the end of ``data``.
 
-    Returns a frame ``date, lstm, naive`` on NYSE trading dates.
+    Returns a frame ``date, lstm, [lstm_lower, lstm_upper,] naive`` on NYSE trading dates.
+    The interval (default: the run's ``forecast.interval``) is conformal, calibrated on the
+    run's out-of-sample test residuals.
     """
     config, lstm, meta = load_run(run_dir)
     days = days or config.forecast.days
+    level = config.forecast.interval if interval is None else interval
+    residuals_path = Path(run_dir) / RESIDUALS
+    if interval and not residuals_path.is_file():
+        raise ArtifactError(
+            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder); "
+            "use a folder from `marketcast run`, or drop --interval"
+        )
     if data is None:
         dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
         series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
@@ -120,7 +138,10 @@ def forecast(
         if len(series.y) < need:
             raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
     naive = NaiveForecaster().fit(series.y)
-    return future_forecast({"lstm": lstm, "naive": naive}, series, days)
+    future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
+    if level and residuals_path.is_file():
+        future = add_interval(future, pd.read_csv(residuals_path), level)
+    return future
 
 
 def load_run(run_dir: str | Path) -> tuple[Config, LSTMForecaster, dict]:
@@ -145,6 +166,8 @@ def run(config: Config | None = None, callback: Callback | None = None,
         {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
         config.forecast.days,
     )
+    if config.forecast.interval:
+        future = add_interval(future, evaluation.residuals, config.forecast.interval)
     seconds = time.perf_counter() - started
     path = write_run(trained, evaluation, future, seconds)
     return RunResult(path, trained, evaluation, future, seconds)
@@ -195,24 +218,17 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         artifacts.write_csv(out / "test_forecasts.csv", evaluation.table)
         predictions = wide_predictions(evaluation.table)
         artifacts.write_csv(out / "predictions.csv", predictions)
+        # Read back to calibrate forecast intervals: keep every digit.
+        artifacts.write_csv(out / RESIDUALS, evaluation.residuals, float_format="%.17g")
         plots.plot_test(predictions, config.data.target, out / "test.png")
-        summary["metrics"] = _records(evaluation.scores)
-        summary["metrics_by_step"] = _records(evaluation.scores_by_step)
+        summary["metrics"] = artifacts.json_records(evaluation.scores)
+        summary["metrics_by_step"] = artifacts.json_records(evaluation.scores_by_step)
         summary["verdict"] = evaluation.verdict
     if future is not None:
         artifacts.write_csv(out / "forecast.csv", future)
         target = pd.Series(trained.series.y, index=trained.series.dates)
         plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
     artifacts.write_json(out / "metrics.json", summary)
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as dicts with NaN as null (JSON has no NaN)."""
-    return [
-        {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-         for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
 
 
 def _split_dates(dates: pd.DatetimeIndex, split: Split) -> dict:

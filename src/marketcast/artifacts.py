@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -45,8 +46,18 @@ def write_json(path: Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    write_text(path, frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g"))
+def write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.10g") -> None:
+    """CSV with ISO dates; ``%.17g`` keeps float64 values exact for files read back."""
+    write_text(path, frame.to_csv(index=False, date_format="%Y-%m-%d", float_format=float_format))
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN as null (JSON has no NaN)."""
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+         for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:

@@ -48,14 +48,30 @@ MODEL_OPTIONS = [
     ("--patience", "train.patience", int, "Early-stopping patience in epochs (10)."),
     ("--seed", "train.seed", int, "Random seed (0)."),
     ("--days", "forecast.days", int, "Trading days to forecast (30)."),
+    ("--interval", "forecast.interval", float,
+     "Conformal prediction interval coverage, 0 for none (0.9)."),
     ("--runs-dir", "output.runs_dir", str, "Folder for run folders (runs)."),
     ("--name", "output.name", str, "Run folder name (default: time stamp and data)."),
 ]
 
 
-def _config_options(func):
+BACKTEST_OPTIONS = [
+    ("--n-windows", "backtest.n_windows", int, "Forecast origins (250)."),
+    ("--step", "backtest.step", int, "Trading days between origins (1)."),
+    ("--train-size", "backtest.train_size", int,
+     "Fixed training rows per fit (default: expanding window)."),
+    ("--refit-every", "backtest.refit_every", int,
+     "Refit every k origins; 0 fits once at the first (25)."),
+    ("--models", "backtest.models", str,
+     "Comma-separated models (lstm,naive,drift,linear,arima)."),
+]
+
+
+def _config_options(func=None, *, extra=()):
     """Add --config, --data and every setting flag; pass the resolved Config as ``config``."""
-    specs = DATA_OPTIONS + MODEL_OPTIONS
+    if func is None:
+        return functools.partial(_config_options, extra=extra)
+    specs = DATA_OPTIONS + MODEL_OPTIONS + list(extra)
     for flag, key, kind, help_text in reversed(specs):
         func = click.option(flag, key.replace(".", "__"), type=kind, default=None,
                             help=help_text)(func)
@@ -112,6 +128,21 @@ def train(config) -> None:
 
 
 @cli.command()
+@_config_options(extra=BACKTEST_OPTIONS)
+def backtest(config) -> None:
+    """Walk-forward evaluation of every model against the random walk."""
+    from marketcast.backtest import backtest as backtest_api
+
+    def on_fit(model: str, fold: int, n_folds: int) -> None:
+        if err.is_terminal:
+            err.print(f"fitting {model}: fold {fold + 1}/{n_folds}", end="\r")
+
+    result = backtest_api(config, on_fit=on_fit)
+    _print_backtest(result)
+    out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+
+
+@cli.command()
 @click.option("--run", "run_dir", required=True, help="Run folder written by run or train.")
 def evaluate(run_dir) -> None:
     """Re-score a saved model and the baselines on its test period."""
@@ -124,16 +155,17 @@ def evaluate(run_dir) -> None:
 @click.option("--run", "run_dir", required=True, help="Run folder written by run or train.")
 @click.option("--data", "--source", "data", default=None,
               help="Newer data to forecast from (same columns); default: the run's data.")
-@click.option("--days", type=int, default=None, help="Trading days to forecast.")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Trading days to forecast.")
+@click.option("--interval", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Conformal interval coverage, 0 for none (default: the run's, 0.9).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the forecast CSV here instead of printing it.")
-def forecast(run_dir, data, days, output) -> None:
+def forecast(run_dir, data, days, interval, output) -> None:
     """Forecast the next trading days with a saved model."""
     from marketcast.api import forecast as forecast_api
 
-    if days is not None and days < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--days")
-    frame = forecast_api(run_dir, data=data, days=days)
+    frame = forecast_api(run_dir, data=data, days=days, interval=interval)
     text = frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
     if output is None:
         click.echo(text, nl=False)
@@ -169,18 +201,38 @@ def data(source, ticker, start, end, date_column, target) -> None:
     out.print(table)
 
 
-def _print_scores(evaluation) -> None:
-    table = Table(title="test period (price units)")
-    columns = [("model", "model", "{}"), ("n", "n", "{}"), ("rmse", "RMSE", "{:.3f}"),
-               ("mae", "MAE", "{:.3f}"), ("mape", "MAPE %", "{:.3f}"),
-               ("directional_accuracy", "direction %", "{:.1f}"),
-               ("theils_u", "Theil's U", "{:.3f}"), ("dm_p_value", "DM p vs naive", "{:.3g}")]
-    for _, title, _ in columns:
-        table.add_column(title, justify="left" if title == "model" else "right")
-    for row in evaluation.scores.to_dict(orient="records"):
+SCORE_COLUMNS = [
+    ("model", "model", "{}"), ("n", "n", "{}"), ("rmse", "RMSE", "{:.3f}"),
+    ("mae", "MAE", "{:.3f}"), ("mape", "MAPE %", "{:.3f}"),
+    ("directional_accuracy", "direction %", "{:.1f}"), ("theils_u", "Theil's U", "{:.3f}"),
+    ("dm_p_value", "DM p vs naive", "{:.3g}"),
+]
+
+
+def _table(title: str, frame, columns) -> Table:
+    table = Table(title=title)
+    for _, heading, _ in columns:
+        table.add_column(heading, justify="left" if heading in ("model",) else "right")
+    for row in frame.to_dict(orient="records"):
         table.add_row(*[_fmt(fmt, row[key]) for key, _, fmt in columns])
-    out.print(table)
+    return table
+
+
+def _print_scores(evaluation) -> None:
+    out.print(_table("test period (price units)", evaluation.scores, SCORE_COLUMNS))
     for line in evaluation.verdict:
+        out.print(f"verdict: {line}", soft_wrap=True)
+
+
+def _print_backtest(result) -> None:
+    columns = SCORE_COLUMNS[:1] + [("step", "step", "{}")] + SCORE_COLUMNS[1:4] + [
+        ("mase", "MASE", "{:.3f}")] + SCORE_COLUMNS[5:]
+    out.print(_table("walk-forward backtest (price units)", result.scores, columns))
+    if len(result.coverage):
+        out.print(_table("conformal intervals", result.coverage, [
+            ("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
+            ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}")]))
+    for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
 
 

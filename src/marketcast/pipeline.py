@@ -13,7 +13,8 @@ import pandas as pd
 from marketcast.calendar import next_trading_days
 from marketcast.config import Config
 from marketcast.data import load_prices
-from marketcast.models import MODELS, BaseForecaster, make_model
+from marketcast.intervals import step_quantiles
+from marketcast.models import RUN_MODELS, BaseForecaster, make_model
 from marketcast.train import Callback
 from marketcast.windows import Split, split_rows
 
@@ -56,7 +57,7 @@ def split_series(series: Series, config: Config) -> Split:
 
 def fit_models(
     series: Series, split: Split, config: Config, callback: Callback | None = None,
-    names=MODELS,
+    names=RUN_MODELS,
 ) -> dict[str, BaseForecaster]:
     """Fit each model on the rows before the test period (validation rows held out)."""
     seen = series.head(split.test_start)
@@ -105,6 +106,33 @@ def future_forecast(models: dict[str, BaseForecaster], series: Series, days: int
     out = pd.DataFrame({"date": next_trading_days(series.dates[-1], days)})
     for name, model in models.items():
         out[name] = model.predict(days, series.y, series.X)
+    return out
+
+
+def test_residuals(model: BaseForecaster, series: Series, split: Split, h: int) -> pd.DataFrame:
+    """Out-of-sample absolute log residuals per step on the test period: ``step,
+    abs_log_residual``. Every origin from the day before the test period forecasts ``h``
+    days ahead (recursively if need be); steps whose target lies past the data are dropped."""
+    origins = np.arange(max(split.test_start - 1, 0), len(series.y) - 1, dtype=np.int64)
+    y_hat = model.predict_origins(series.y, series.X, origins, h)  # (n, h)
+    targets = origins[:, None] + np.arange(1, h + 1)[None, :]
+    known = targets < len(series.y)
+    residual = np.abs(np.log(series.y[np.where(known, targets, 0)] / y_hat))
+    steps = np.broadcast_to(np.arange(1, h + 1), targets.shape)
+    return pd.DataFrame({"step": steps[known], "abs_log_residual": residual[known]})
+
+
+def add_interval(future: pd.DataFrame, residuals: pd.DataFrame, level: float,
+                 model: str = "lstm") -> pd.DataFrame:
+    """``<model>_lower`` and ``<model>_upper`` columns from conformal quantiles per step."""
+    q = step_quantiles(residuals, level)
+    per_day = np.full(len(future), np.inf)
+    per_day[: min(len(q), len(future))] = q[: len(future)]
+    per_day[~np.isfinite(per_day)] = np.nan
+    out = future.copy()
+    position = out.columns.get_loc(model) + 1
+    out.insert(position, f"{model}_lower", out[model] * np.exp(-per_day))
+    out.insert(position + 1, f"{model}_upper", out[model] * np.exp(per_day))
     return out
 
 

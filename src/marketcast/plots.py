@@ -58,7 +58,10 @@ def plot_forecast(history: pd.Series, forecast: pd.DataFrame, target: str, path:
     recent = history.iloc[-250:]
     fig, ax = plt.subplots(figsize=(10, 5))
     ax.plot(recent.index, recent.to_numpy(), label="actual", color=COLORS["actual"])
-    for column in [c for c in forecast.columns if c != "date"]:
+    if "lstm_lower" in forecast:
+        ax.fill_between(forecast["date"], forecast["lstm_lower"], forecast["lstm_upper"],
+                        color=COLORS["lstm"], alpha=0.15, label="lstm interval")
+    for column in [c for c in forecast.columns if c != "date" and "_" not in c]:
         dates = pd.concat([pd.Series([recent.index[-1]]), forecast["date"]])
         values = pd.concat([pd.Series([recent.iloc[-1]]), forecast[column]])
         ax.plot(dates, values, label=f"{column} forecast", color=COLORS.get(column),

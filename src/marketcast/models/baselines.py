@@ -59,3 +59,21 @@ class LinearForecaster(BaseForecaster):
             return out.reshape(len(windows), -1)
 
         return self.transform_.forecast(predict_scaled, np.asarray(y, np.float64), X, origins, h)
+
+
+class DriftForecaster(BaseForecaster):
+    """Random walk with drift: the last price plus k times the mean daily change of the fit
+    data (the straight line through its first and last price)."""
+
+    name = "drift"
+
+    def fit(self, y, X=None, *, n_val=0):
+        y = np.asarray(y, dtype=np.float64)
+        self.slope_ = (y[-1] - y[0]) / max(len(y) - 1, 1)
+        self._remember(y, X, rows=1)
+        return self
+
+    def predict_origins(self, y, X, origins, h):
+        self._check_fitted()
+        last = np.asarray(y, dtype=np.float64)[origins][:, None]
+        return last + self.slope_ * np.arange(1, h + 1)[None, :]

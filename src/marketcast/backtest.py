@@ -1,0 +1,186 @@
+"""Walk-forward (rolling-origin) evaluation: one explicit loop returning a long table.
+
+Cutoffs are spaced ``step`` trading days apart, the last one ``h`` days before the end of
+the data. At a refit cutoff each model is built afresh and fitted (scaler included) on that
+fold's training rows only: every row up to the cutoff (expanding) or the last
+``train_size`` of them. Between refits the last fitted model forecasts from the new
+origins without refitting, all origins of a fold in one batched call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from marketcast import artifacts
+from marketcast.config import Config, config_to_toml
+from marketcast.data import data_sha256, summarize
+from marketcast.errors import ConfigError, DataError
+from marketcast.intervals import add_sequential_intervals, coverage
+from marketcast.metrics import accuracy, backtest_verdict, lag_copy
+from marketcast.models import MODELS, make_model
+from marketcast.pipeline import Series, forecast_table, load_series
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fit: the training rows ``[start, cutoffs[0]]`` and the cutoffs it forecasts from."""
+
+    start: int
+    cutoffs: np.ndarray
+
+
+def cutoffs(n_rows: int, n_windows: int, step: int, h: int) -> np.ndarray:
+    """Origins ``T-1-h - step*(n_windows-1-i)`` for ``i = 0..n_windows-1``."""
+    last = n_rows - 1 - h
+    return last - step * np.arange(n_windows - 1, -1, -1, dtype=np.int64)
+
+
+def folds(cuts: np.ndarray, refit_every: int, train_size: int | None) -> list[Fold]:
+    """Group cutoffs by refit: every ``refit_every`` cutoffs, or once when it is 0."""
+    size = refit_every or len(cuts)
+    out = []
+    for first in range(0, len(cuts), size):
+        block = cuts[first : first + size]
+        start = 0 if train_size is None else max(int(block[0]) + 1 - train_size, 0)
+        out.append(Fold(start, block))
+    return out
+
+
+def walk_forward(
+    series: Series,
+    config: Config,
+    on_fit: Callable[[str, int, int], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Run the walk-forward loop for ``config.backtest.models``.
+
+    Returns the long table (``model, cutoff, date, step, y, y_hat, y_cutoff``) and the
+    number of fits per model. ``on_fit(model, fold, n_folds)`` is called before each fit.
+    """
+    b, h = config.backtest, config.model.horizon
+    unknown = [m for m in b.models if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    cuts = cutoffs(len(series.y), b.n_windows, b.step, h)
+    plan = folds(cuts, b.refit_every, b.train_size)
+    _check_first_fold(plan[0], config)
+    frames, fits = [], {}
+    for name in b.models:
+        fits[name] = 0
+        for number, fold in enumerate(plan):
+            if on_fit is not None:
+                on_fit(name, number, len(plan))
+            end = int(fold.cutoffs[0]) + 1
+            train = _rows(series, fold.start, end)
+            n_val = round(len(train.y) * config.split.val_fraction)
+            model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
+            fits[name] += 1
+            frames.append(forecast_table({name: model}, series, fold.cutoffs, h))
+    return pd.concat(frames, ignore_index=True), fits
+
+
+def in_sample_scale(series: Series, first_cutoff: int) -> float:
+    """Mean absolute one-day change up to the first cutoff: the MASE denominator."""
+    return float(np.mean(np.abs(np.diff(series.y[: first_cutoff + 1]))))
+
+
+def _rows(series: Series, start: int, end: int) -> Series:
+    X = None if series.X is None else series.X[start:end]
+    return Series(series.dates[start:end], series.y[start:end], X, series.feature_names)
+
+
+def _check_first_fold(fold: Fold, config: Config) -> None:
+    m = config.model
+    rows = int(fold.cutoffs[0]) + 1 - fold.start
+    n_val = round(rows * config.split.val_fraction)
+    need = m.lookback + m.horizon + 1 + (m.horizon if n_val else 0)
+    if fold.cutoffs[0] < 0 or rows - n_val < need:
+        b = config.backtest
+        raise DataError(
+            f"{b.n_windows} windows {b.step} day(s) apart leave {max(rows, 0)} rows for the "
+            f"first fit, fewer than lookback {m.lookback} needs; use fewer --n-windows, a "
+            "smaller --step or more data"
+        )
+
+
+@dataclass
+class BacktestResult:
+    """The long table (with interval bounds) and every score computed from it."""
+
+    path: Path | None
+    table: pd.DataFrame
+    scores: pd.DataFrame  # price space, per model and step
+    scores_log_return: pd.DataFrame
+    lag_copy: pd.DataFrame
+    coverage: pd.DataFrame
+    verdict: list[str]
+    fits: dict[str, int]
+    seconds: float
+
+
+def backtest(
+    config: Config | None = None,
+    on_fit: Callable[[str, int, int], None] | None = None,
+    write: bool = True,
+) -> BacktestResult:
+    """Walk-forward evaluation of every configured model against the random walk.
+
+    Scores per model and horizon step in price and log-return space, the Diebold-Mariano
+    test against the random walk, the lag-copy check, and conformal intervals with their
+    empirical coverage. With ``write``, everything is saved as a run folder.
+    """
+    started = time.perf_counter()
+    config = config or Config()
+    b = config.backtest
+    if "naive" not in b.models:
+        config = dataclasses.replace(
+            config, backtest=dataclasses.replace(b, models=(*b.models, "naive")))
+    frame, series = load_series(config)
+    table, fits = walk_forward(series, config, on_fit)
+    if config.forecast.interval > 0:
+        table = add_sequential_intervals(table, config.forecast.interval)
+    first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
+    scale = in_sample_scale(series, first)
+    scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
+    scores = accuracy(table, by_step=True, scale=scale)
+    scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
+    lag = lag_copy(table)
+    cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
+    result = BacktestResult(None, table, scores, scores_r, lag, cover,
+                            backtest_verdict(scores, lag), fits, 0.0)
+    result.seconds = time.perf_counter() - started
+    if write:
+        result.path = _write(result, config, frame)
+    return result
+
+
+def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
+    folder = artifacts.RunFolder(config.output.runs_dir, config.output.name,
+                                 label=f"backtest-{config.data.ticker or config.data.source}")
+    try:
+        out = folder.path
+        artifacts.write_text(out / "config.toml", config_to_toml(config))
+        artifacts.write_csv(out / "backtest.csv", result.table)
+        artifacts.write_json(out / "metrics.json", {
+            "kind": "backtest",
+            "data": summarize(frame),
+            "data_sha256": data_sha256(frame),
+            "fits": result.fits,
+            "metrics": artifacts.json_records(result.scores),
+            "metrics_log_return": artifacts.json_records(result.scores_log_return),
+            "lag_copy": artifacts.json_records(result.lag_copy),
+            "interval": config.forecast.interval,
+            "coverage": artifacts.json_records(result.coverage),
+            "verdict": result.verdict,
+            "wall_seconds": round(result.seconds, 2),
+        })
+        return folder.finish()
+    except BaseException:
+        folder.discard()
+        raise

@@ -1,0 +1,121 @@
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import synthetic_prices
+
+from marketcast.backtest import backtest, cutoffs, folds, walk_forward
+from marketcast.config import BacktestConfig
+from marketcast.errors import ConfigError, DataError
+from marketcast.models.arima import ARIMAForecaster
+from marketcast.models.baselines import DriftForecaster
+from marketcast.pipeline import load_series
+
+
+def with_backtest(config, **kwargs):
+    return dataclasses.replace(config, backtest=BacktestConfig(**kwargs))
+
+
+def test_cutoffs_and_folds():
+    cuts = cutoffs(100, n_windows=5, step=3, h=2)
+    np.testing.assert_array_equal(cuts, [85, 88, 91, 94, 97])  # last = 100 - 1 - 2
+    plan = folds(cuts, refit_every=2, train_size=None)
+    assert [list(f.cutoffs) for f in plan] == [[85, 88], [91, 94], [97]]
+    assert all(f.start == 0 for f in plan)
+    fixed = folds(cuts, refit_every=0, train_size=50)
+    assert len(fixed) == 1 and fixed[0].start == 36  # rows 36..85 are 50 rows
+
+
+@pytest.mark.parametrize(("refit_every", "expected"), [(0, 1), (1, 6), (4, 2), (6, 1)])
+def test_number_of_fits_follows_refit_policy(config, refit_every, expected):
+    config = with_backtest(config, n_windows=6, refit_every=refit_every,
+                           models=("naive", "drift", "linear"))
+    _, series = load_series(config)
+    table, fits = walk_forward(series, config)
+    assert fits == {"naive": expected, "drift": expected, "linear": expected}
+    assert len(table) == 3 * 6
+
+
+def test_forecasts_at_a_cutoff_ignore_later_data(config, tmp_path):
+    """Perturbing every price after a cutoff leaves the forecasts made at it unchanged."""
+    config = with_backtest(config, n_windows=20, step=2, refit_every=5,
+                           models=("lstm", "naive", "drift", "linear", "arima"))
+    _, series = load_series(config)
+    table, _ = walk_forward(series, config)
+    cutoff_index = int(cutoffs(len(series.y), 20, 2, 1)[7])
+    raw = synthetic_prices()
+    raw.loc[cutoff_index + 1 :, ["Open", "High", "Low", "Close", "Adj Close"]] *= 1.7
+    changed = tmp_path / "changed.csv"
+    raw.to_csv(changed, index=False)
+    config2 = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                    source=str(changed)))
+    _, series2 = load_series(config2)
+    table2, _ = walk_forward(series2, config2)
+    cutoff = series.dates[cutoff_index]
+    before = table[table["cutoff"] <= cutoff].reset_index(drop=True)
+    after = table2[table2["cutoff"] <= cutoff].reset_index(drop=True)
+    pd.testing.assert_series_equal(before["y_hat"], after["y_hat"])
+    assert not np.allclose(table["y_hat"], table2["y_hat"])  # the perturbation mattered
+
+
+def test_drift_exact_values():
+    y = np.array([10.0, 12.0, 11.0, 16.0])  # slope (16 - 10) / 3 = 2
+    model = DriftForecaster().fit(y)
+    np.testing.assert_allclose(model.predict(3), [18.0, 20.0, 22.0])
+    np.testing.assert_allclose(model.predict_origins(y, None, np.array([1]), 2), [[14.0, 16.0]])
+
+
+def test_arima_recursion_matches_statsmodels():
+    from statsmodels.tsa.arima.model import ARIMA
+
+    rng = np.random.default_rng(5)
+    r = np.zeros(400)
+    e = 0.01 * rng.standard_normal(400)
+    for t in range(1, 400):
+        r[t] = 0.0003 + 0.5 * r[t - 1] + e[t] + 0.3 * e[t - 1]
+    y = 100 * np.exp(np.cumsum(r))
+    model = ARIMAForecaster(orders=((1, 1),)).fit(y[:300])
+    reference = ARIMA(np.diff(np.log(y[:300])), order=(1, 0, 1), trend="c").fit(
+        method="innovations_mle")
+    for origin in (299, 350):
+        returns = reference.apply(np.diff(np.log(y[: origin + 1]))).forecast(3)
+        expected = y[origin] * np.exp(np.cumsum(returns))
+        got = model.predict_origins(y, None, np.array([origin]), 3)[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_backtest_writes_scores_and_verdict(config):
+    config = with_backtest(config, n_windows=40, refit_every=20,
+                           models=("lstm", "drift", "linear"))
+    result = backtest(config)
+    assert set(result.scores["model"]) == {"lstm", "naive", "drift", "linear"}  # naive added
+    assert result.fits["lstm"] == 2
+    lstm = result.scores.set_index("model").loc["lstm"]
+    assert 0 <= lstm["dm_p_value"] <= 1 and lstm["theils_u"] > 0
+    assert len(result.verdict) >= 3
+    assert "the random walk" in result.verdict[0]
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert metrics["fits"]["lstm"] == 2
+    assert {m["model"] for m in metrics["metrics_log_return"]} >= {"lstm", "naive"}
+    table = pd.read_csv(result.path / "backtest.csv")
+    assert list(table.columns[:6]) == ["model", "cutoff", "date", "step", "y", "y_hat"]
+    assert table["lower"].notna().sum() == 4 * (40 - 20)
+
+
+def test_backtest_log_return_scores_match_price_direction(config):
+    config = with_backtest(config, n_windows=30, refit_every=0, models=("naive", "linear"))
+    result = backtest(config, write=False)
+    price = result.scores.set_index("model")
+    returns = result.scores_log_return.set_index("model")
+    assert price.loc["linear", "directional_accuracy"] == returns.loc["linear",
+                                                                      "directional_accuracy"]
+    assert np.isnan(returns.loc["linear", "mape"])
+
+
+def test_backtest_errors(config):
+    with pytest.raises(DataError, match="fewer --n-windows"):
+        walk_forward(load_series(config)[1], with_backtest(config, n_windows=315))
+    with pytest.raises(ConfigError, match="unknown model 'gru'"):
+        walk_forward(load_series(config)[1], with_backtest(config, models=("gru",)))
