@@ -13,12 +13,14 @@ import pandas as pd
 from marketcast import artifacts, plots
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
+from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, DataError
 from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
     Series,
     fit_models,
+    future_days,
     future_forecast,
     load_series,
     split_series,
@@ -73,6 +75,7 @@ def train(config: Config | None = None, callback: Callback | None = None) -> Tra
     """
     config = config or Config()
     frame, series = load_series(config)
+    note_quality(frame, config.data.target)
     split = split_series(series, config)
     models = fit_models(series, split, config, callback)
     return Trained(config, frame, series, split, models)
@@ -109,7 +112,6 @@ def forecast(
     Returns a frame ``date, lstm, naive`` on NYSE trading dates.
     """
     config, lstm, meta = load_run(run_dir)
-    days = days or config.forecast.days
     if data is None:
         dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
         series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
@@ -120,6 +122,7 @@ def forecast(
         if len(series.y) < need:
             raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
     naive = NaiveForecaster().fit(series.y)
+    days = days or future_days(series, config.model.horizon, config.forecast.days)
     return future_forecast({"lstm": lstm, "naive": naive}, series, days)
 
 
@@ -143,7 +146,7 @@ def run(config: Config | None = None, callback: Callback | None = None,
     evaluation = evaluate(trained)
     future = future_forecast(
         {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
-        config.forecast.days,
+        future_days(trained.series, config.model.horizon, config.forecast.days),
     )
     seconds = time.perf_counter() - started
     path = write_run(trained, evaluation, future, seconds)
@@ -185,7 +188,7 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
     })
     artifacts.save_model(out, tensors, meta)
     summary = {
-        "data": summarize(trained.frame),
+        "data": summarize(trained.frame, config.data.target),
         "split": _split_dates(trained.series.dates, split),
         "best_epoch": trained.lstm.best_epoch_,
         "epochs_run": len(history),
