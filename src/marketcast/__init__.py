@@ -1,7 +1,8 @@
 """marketcast: stacked-LSTM stock price forecasts, evaluated honestly.
 
 The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
-data``), :func:`run`, :func:`train`, :func:`evaluate`, :func:`evaluate_run` and
+data``), :func:`download`, :func:`list_tickers`/:func:`list_store` and :func:`check_data`
+(its subcommands), :func:`run`, :func:`train`, :func:`evaluate`, :func:`evaluate_run` and
 :func:`forecast`. Heavy modules (torch) load on first use, so ``marketcast --help`` is quick.
 """
 
@@ -29,6 +30,10 @@ _LAZY = {
     "load_config": "marketcast.config",
     "load_prices": "marketcast.data",
     "summarize": "marketcast.data",
+    "check_data": "marketcast.data",
+    "list_tickers": "marketcast.data",
+    "list_store": "marketcast.data",
+    "download": "marketcast.data",
 }
 
 __all__ = [

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,7 +227,7 @@ def _update(ticker: str, path: Path, start: pd.Timestamp | None, end: pd.Timesta
     if combined.empty:
         raise DataError(
             f"the source returned no prices for {ticker} from {start.date()} to {end.date()}; "
-            "check the ticker symbol and the dates"
+            "check the ticker symbol, the dates and the network connection"
         )
     added = len(combined) - (0 if old is None or refetched else len(old))
     log_entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -288,18 +289,26 @@ def _date(value: str | None, name: str) -> pd.Timestamp | None:
 
 
 def yahoo_fetch(ticker: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Daily prices of ``ticker`` from Yahoo Finance (yfinance), ``start`` to ``end`` inclusive."""
+    """Daily prices of ``ticker`` from Yahoo Finance (yfinance), ``start`` to ``end`` inclusive.
+
+    yfinance reports most failures (unknown ticker, no connection) by printing them and
+    returning an empty frame; :func:`download` then says no prices came back.
+    """
     yf = _yfinance()
     from yfinance.exceptions import YFException
 
     try:
-        return yf.download(
-            ticker, start=start.strftime("%Y-%m-%d"),
-            # yfinance's end is exclusive.
-            end=(end + pd.Timedelta(days=1)).strftime("%Y-%m-%d"), interval="1d",
-            auto_adjust=False, actions=False, progress=False, threads=False,
-            multi_level_index=False,
-        )
+        with warnings.catch_warnings():
+            # yfinance trips pandas deprecation warnings of its own; they are not ours.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            return yf.download(
+                ticker, start=start.strftime("%Y-%m-%d"),
+                # yfinance's end is exclusive.
+                end=(end + pd.Timedelta(days=1)).strftime("%Y-%m-%d"), interval="1d",
+                auto_adjust=False, actions=False, progress=False, threads=False,
+                multi_level_index=False,
+            )
     except (OSError, ValueError, RuntimeError, YFException) as exc:
         raise DataError(f"downloading {ticker} failed ({exc}); check the connection and "
                         "the ticker, then try again") from None
