@@ -27,6 +27,8 @@ def test_wide_file_ticker_column_becomes_close(tmp_path):
     assert late.index[0] == pd.Timestamp(wide["Date"][10]) and len(late) == 50
     with pytest.raises(DataError, match="nor a column named CCC"):
         load_prices(str(path), ticker="CCC")
+    with pytest.raises(DataError, match="column 'close' not found.*needs --ticker NAME"):
+        load_prices(str(path))
     listed = list_tickers(str(path))
     assert listed.to_dict("records") == [
         {"ticker": "AAA", "start": wide["Date"][0], "end": wide["Date"][59], "rows": 60},

@@ -64,7 +64,8 @@ def load_prices(
     if source in BUILTIN_SOURCES:
         start = start or BUILTIN_DEFAULT_START.get(source)
     frame = _sort_dates(frame)
-    derived = derived_features(features, frame.columns)
+    # The target is a column, never derived: a missing one is the contract's error.
+    derived = derived_features([f for f in features if f != target], frame.columns)
     frame = add_features(frame, derived, price=target)
     frame = _select_dates(frame, start, end)
     frame = _drop_warmup(frame, derived)
@@ -85,9 +86,11 @@ def validate_prices(
     used = list(dict.fromkeys([target, *features]))
     missing = [c for c in used if c not in frame.columns]
     if missing:
+        wide = " (a file with one column per ticker needs --ticker NAME)" \
+            if missing[0] == "close" else ""
         raise DataError(
             f"column {missing[0]!r} not found; the data has: {', '.join(frame.columns)}. "
-            "Pass --target/--features with one of those"
+            f"Pass --target/--features with one of those{wide}"
         )
     frame = frame.astype("float64").replace([np.inf, -np.inf], np.nan)
     bad = frame[used].isna()

@@ -156,6 +156,8 @@ def _ohlc_broken(frame: pd.DataFrame, bad: pd.DataFrame) -> np.ndarray:
 
 
 def _move_checks(p: pd.Series) -> dict[str, pd.DatetimeIndex]:
+    if len(p) < 2:
+        return {}
     returns = np.log(p).diff()
     r = returns.to_numpy()
     r_next = np.append(r[1:], np.nan)
