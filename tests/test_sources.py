@@ -88,6 +88,8 @@ def test_store_source_reads_the_store(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(load_prices("store:aaa"), frame)
     with pytest.raises(DataError, match="BBB is not in the store .*data download BBB"):
         load_prices("store:BBB")
+    with pytest.raises(DataError, match="already names the ticker; drop --ticker BBB"):
+        load_prices("store:AAA", ticker="BBB")
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "skfolio_sp500_dataset.csv.gz").exists(),

@@ -52,6 +52,8 @@ def read_source(
         name = source[len(STORE_PREFIX):]
         if not name:
             raise DataError("--data store: needs a ticker, e.g. --data store:AAPL")
+        if ticker is not None and ticker.strip().upper() != name.strip().upper():
+            raise DataError(f"--data {source} already names the ticker; drop --ticker {ticker}")
         return store.read_stored(name)[0]
     path = Path(source).expanduser()
     if path.is_dir():
