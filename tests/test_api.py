@@ -138,3 +138,22 @@ def test_failed_run_leaves_no_folder(config, monkeypatch, tmp_path):
         api.run(config)
     runs = tmp_path / "runs"
     assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_run_with_features_uses_them_and_forecasts_the_horizon(config, tmp_path):
+    features = ("close", "volume", "rsi14")
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, features=features),
+        output=dataclasses.replace(config.output, name="features"))
+    result = api.run(config)
+    models = result.trained.models
+    assert models["lstm"].transform_.n_features_ == 3
+    assert models["linear"].transform_.n_features_ == 3
+    assert result.trained.series.feature_names == features
+    # Future volume and RSI are unknown: the forecast covers the 1-day horizon only.
+    assert len(result.forecast) == 1
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert "rsi14" in metrics["data"]["columns"]
+    assert metrics["data"]["quality"]["ohlc"] == {"count": 0, "dates": []}
+    again = api.forecast(result.path)
+    pd.testing.assert_frame_equal(again, result.forecast)

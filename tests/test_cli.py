@@ -145,3 +145,47 @@ def test_newest_first_note_on_stderr(capsys, tmp_path):
     synthetic_prices(40).iloc[::-1].to_csv(path, index=False)
     code, _, err = cli(capsys, "data", "--data", str(path))
     assert code == 0 and "note: dates run newest-first" in err
+
+
+def planted_long_file(tmp_path):
+    """Two tickers; BBB has a zero-volume day on its 8th row."""
+    a, b = synthetic_prices(40, seed=1), synthetic_prices(40, seed=2)
+    b.loc[7, "Volume"] = 0
+    path = tmp_path / "long.csv"
+    pd.concat([a.assign(Name="AAA"), b.assign(Name="BBB")]).to_csv(path, index=False)
+    return path, b["Date"][7]
+
+
+def test_data_check_reports_dates_and_strict_fails(capsys, tmp_path):
+    path, date = planted_long_file(tmp_path)
+    code, out, _ = cli(capsys, "data", "check", "--data", str(path))
+    assert code == 0
+    assert "BBB" in out and "zero_volume" in out and date in out
+    assert "checked 2 tickers: 1 finding in 1 of them" in out
+    code, out, err = cli(capsys, "data", "check", "--data", str(path), "--strict")
+    assert date in out
+    assert_one_line_error(code, err, f"1 problem in 1 ticker (first: BBB zero_volume on {date})")
+    code, out, _ = cli(capsys, "data", "check", "--data", str(path), "--ticker", "AAA",
+                       "--strict")
+    assert code == 0 and "checked 1 ticker: 0 findings" in out
+
+
+def test_data_list_and_group_options(capsys, tmp_path, monkeypatch):
+    path, _ = planted_long_file(tmp_path)
+    code, out, _ = cli(capsys, "data", "list", "--data", str(path))
+    assert code == 0 and "AAA" in out and "BBB" in out and "2015-03-02" in out
+    monkeypatch.setenv("MARKETCAST_STORE", str(tmp_path / "empty"))
+    code, out, _ = cli(capsys, "data", "list")
+    assert code == 0 and "no tickers" in out
+    code, _, err = cli(capsys, "data", "--data", str(path), "check")
+    assert_one_line_error(code, err, "put --data after the subcommand")
+    code, out, _ = cli(capsys, "data", "--data", str(path), "--ticker", "BBB")
+    assert code == 0 and "zero_volume 1" in out
+
+
+def test_data_download_without_yfinance(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yfinance", None)
+    code, _, err = cli(capsys, "data", "download", "AAPL", "--store", str(tmp_path))
+    assert_one_line_error(code, err, 'pip install "marketcast[download]"')
+    code, _, err = cli(capsys, "data", "download")
+    assert_one_line_error(code, err, "Missing argument 'TICKERS...'")

@@ -1,21 +1,33 @@
 import re
 from pathlib import Path
 
+import click
+
 from marketcast.cli import cli, main
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
+def commands(group=cli, prefix=()):
+    """Every command as its words after ``marketcast``, subcommands included."""
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+
+
 def test_every_command_is_documented_and_has_help(capsys):
     assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data"}
-    for name in cli.commands:
+    assert set(cli.commands["data"].commands) == {"download", "list", "check"}
+    for words, _ in commands():
+        name = " ".join(words)
         assert f"### `marketcast {name}`" in README
-        main([name, "--help"])  # returns normally: exit code 0
+        main([*words, "--help"])  # returns normally: exit code 0
         assert f"Usage: marketcast {name}" in capsys.readouterr().out
 
 
 def test_documented_flags_exist():
-    options = {opt for command in cli.commands.values() for param in command.params
+    options = {opt for _, command in commands() for param in command.params
                for opt in param.opts}
     documented = set(re.findall(r"`(--[a-z-]+)`", README))
     assert documented - options - {"--help"} == set()

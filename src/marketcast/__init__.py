@@ -1,8 +1,10 @@
 """marketcast: stacked-LSTM stock price forecasts, evaluated honestly.
 
 The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
-data``), :func:`run`, :func:`backtest`, :func:`train`, :func:`evaluate`, :func:`evaluate_run`
-and :func:`forecast`. Heavy modules (torch) load on first use, so ``--help`` is quick.
+data``), :func:`download`, :func:`list_tickers`/:func:`list_store` and :func:`check_data`
+(its subcommands), :func:`run`, :func:`backtest`, :func:`train`, :func:`evaluate`,
+:func:`evaluate_run` and :func:`forecast`. Heavy modules (torch) load on first use, so
+``marketcast --help`` is quick.
 """
 
 import importlib
@@ -30,6 +32,10 @@ _LAZY = {
     "load_config": "marketcast.config",
     "load_prices": "marketcast.data",
     "summarize": "marketcast.data",
+    "check_data": "marketcast.data",
+    "list_tickers": "marketcast.data",
+    "list_store": "marketcast.data",
+    "download": "marketcast.data",
 }
 
 __all__ = [

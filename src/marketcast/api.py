@@ -12,6 +12,7 @@ import pandas as pd
 from marketcast import artifacts, plots
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
+from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, DataError
 from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
@@ -19,6 +20,7 @@ from marketcast.pipeline import (
     Series,
     add_interval,
     fit_models,
+    future_days,
     future_forecast,
     load_series,
     split_series,
@@ -78,6 +80,7 @@ def train(config: Config | None = None, callback: Callback | None = None) -> Tra
     """
     config = config or Config()
     frame, series = load_series(config)
+    note_quality(frame, config.data.target)
     split = split_series(series, config)
     models = fit_models(series, split, config, callback)
     return Trained(config, frame, series, split, models)
@@ -120,7 +123,6 @@ def forecast(
     run's out-of-sample test residuals.
     """
     config, lstm, meta = load_run(run_dir)
-    days = days or config.forecast.days
     level = config.forecast.interval if interval is None else interval
     residuals_path = Path(run_dir) / RESIDUALS
     if interval and not residuals_path.is_file():
@@ -138,6 +140,7 @@ def forecast(
         if len(series.y) < need:
             raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
     naive = NaiveForecaster().fit(series.y)
+    days = days or future_days(series, config.model.horizon, config.forecast.days)
     future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
     if level and residuals_path.is_file():
         future = add_interval(future, pd.read_csv(residuals_path), level)
@@ -164,7 +167,7 @@ def run(config: Config | None = None, callback: Callback | None = None,
     evaluation = evaluate(trained)
     future = future_forecast(
         {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
-        config.forecast.days,
+        future_days(trained.series, config.model.horizon, config.forecast.days),
     )
     if config.forecast.interval:
         future = add_interval(future, evaluation.residuals, config.forecast.interval)
@@ -208,7 +211,7 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
     })
     artifacts.save_model(out, tensors, meta)
     summary = {
-        "data": summarize(trained.frame),
+        "data": summarize(trained.frame, config.data.target),
         "split": _split_dates(trained.series.dates, split),
         "best_epoch": trained.lstm.best_epoch_,
         "epochs_run": len(history),

@@ -5,6 +5,7 @@ Models see arrays; this module attaches dates to what they return.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from marketcast.intervals import step_quantiles
 from marketcast.models import RUN_MODELS, BaseForecaster, make_model
 from marketcast.train import Callback
 from marketcast.windows import Split, split_rows
+
+log = logging.getLogger("marketcast")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,22 @@ def forecast_table(models, series: Series, origins: np.ndarray, h: int) -> pd.Da
             "y_cutoff": np.repeat(series.y[origins], h),
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def future_days(series: Series, horizon: int, days: int) -> int:
+    """Days a future forecast can cover: ``days``, or only ``horizon`` with extra features.
+
+    A forecast past the horizon recurses on its own output, which needs the future values of
+    every input; those of volume or an indicator are unknown, so the forecast stops there.
+    """
+    if series.X is None or days <= horizon:
+        return days
+    log.warning(
+        "with extra features (%s) the forecast covers --horizon %d day(s), not %d: their "
+        "future values are unknown; train with --horizon %d for a %d-day forecast",
+        ", ".join(series.feature_names[1:]), horizon, days, days, days,
+    )
+    return horizon
 
 
 def future_forecast(models: dict[str, BaseForecaster], series: Series, days: int):

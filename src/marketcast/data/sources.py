@@ -1,0 +1,213 @@
+"""Where prices come from and how a file is laid out.
+
+Sources: the built-in ``sp500``, ``store:TICKER`` (the local download store), a Parquet file,
+a CSV file, or a folder of per-ticker files. CSV layouts:
+
+- *single*: one ticker, a date column and price columns (Yahoo, Stooq, generic);
+- *long*: many tickers stacked, with a ``ticker``/``Name``/``symbol`` column;
+- *wide*: one column per ticker (adjusted closes); ``--ticker AAPL`` makes that column
+  ``close``, trimmed to the days the ticker has values.
+
+A folder holds one file per ticker, named after it (``AAPL.csv``, ``AAPL_data.csv``,
+``aapl.us.txt``, ``AAPL.parquet``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast.data import store
+from marketcast.data.readers import (
+    find_date_column,
+    normalize_name,
+    read_table,
+    ticker_column,
+    to_frame,
+)
+from marketcast.errors import DataError
+
+BUILTIN_SOURCES = ("sp500",)
+# sp500 is 1999-2018; the default job uses the post-crisis decade.
+BUILTIN_DEFAULT_START = {"sp500": "2010-01-01"}
+STORE_PREFIX = "store:"
+FOLDER_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".parquet")
+# A file with one of these columns holds one ticker's prices, not one column per ticker.
+PRICE_NAMES = ("close", "adj_close", "open", "high", "low", "price")
+
+
+def read_source(
+    source: str, *, ticker: str | None = None, date_column: str | None = None,
+    strict: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One ticker's prices as a float frame indexed by date, not yet checked or sorted.
+
+    ``strict`` names columns in which text (rather than a number) is an error.
+    """
+    if source in BUILTIN_SOURCES:
+        return _read_builtin(source)
+    if source.startswith(STORE_PREFIX):
+        name = source[len(STORE_PREFIX):]
+        if not name:
+            raise DataError("--data store: needs a ticker, e.g. --data store:AAPL")
+        if ticker is not None and ticker.strip().upper() != name.strip().upper():
+            raise DataError(f"--data {source} already names the ticker; drop --ticker {ticker}")
+        return store.read_stored(name)[0]
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _read_folder_file(path, ticker, date_column, strict)
+    if path.name.lower().endswith(".parquet"):
+        return _no_ticker_column(store.read_parquet(path)[0], ticker, path)
+    return _pick(read_table(path), ticker, path, date_column, strict)
+
+
+def read_all(source: str, *, date_column: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every ticker of a source as ``{ticker: frame}``; a single-ticker source gives one."""
+    if source in BUILTIN_SOURCES or source.startswith(STORE_PREFIX):
+        return {source.removeprefix(STORE_PREFIX): read_source(source)}
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return {label: _read_one_file(file, date_column)
+                for label, file in _folder_files(path).items()}
+    if path.name.lower().endswith(".parquet"):
+        return {_file_label(path): store.read_parquet(path)[0]}
+    raw = read_table(path)
+    col = ticker_column(raw)
+    if col is not None:
+        names = raw[col].fillna("").str.strip().to_numpy()
+        frame = to_frame(raw.drop(columns=col), path, date_column)
+        return {str(t): part for t, part in frame.groupby(names, sort=True)}
+    if any(name in raw.columns for name in PRICE_NAMES):
+        return {_file_label(path): to_frame(raw, path, date_column)}
+    frame = to_frame(raw, path, date_column)
+    return {c.upper(): _trim(frame[[c]].rename(columns={c: "close"})) for c in frame.columns}
+
+
+def list_tickers(source: str, *, date_column: str | None = None) -> pd.DataFrame:
+    """``ticker, start, end, rows``: one row per ticker of a source."""
+    rows = [
+        {"ticker": ticker, "start": frame.index.min().date().isoformat(),
+         "end": frame.index.max().date().isoformat(), "rows": len(frame)}
+        for ticker, frame in read_all(source, date_column=date_column).items()
+        if len(frame)
+    ]
+    return pd.DataFrame(rows, columns=["ticker", "start", "end", "rows"])
+
+
+def _read_builtin(source: str) -> pd.DataFrame:
+    from arch.data import sp500
+
+    frame = sp500.load()
+    frame.columns = [normalize_name(c) for c in frame.columns]
+    frame.index = pd.DatetimeIndex(frame.index, name="date")
+    return frame
+
+
+def _pick(raw: pd.DataFrame, ticker: str | None, path: Path, date_column: str | None,
+          strict: Sequence[str]) -> pd.DataFrame:
+    """The frame of ``ticker`` from a single, long or wide table."""
+    col = ticker_column(raw)
+    if col is not None:
+        return to_frame(_pick_long(raw, col, ticker, path), path, date_column, strict)
+    if ticker is None:
+        return to_frame(raw, path, date_column, strict)
+    name = normalize_name(ticker)
+    if name not in raw.columns or name in PRICE_NAMES:
+        raise DataError(
+            f"--ticker {ticker} given but {path} has neither a ticker/Name/symbol column nor "
+            f"a column named {ticker}; drop --ticker for a single-ticker file"
+        )
+    date_col = find_date_column(raw, date_column, path)
+    frame = to_frame(raw[[date_col, name]], path, date_col, (name,) if "close" in strict else ())
+    return _trim(frame.rename(columns={name: "close"}))
+
+
+def _pick_long(raw: pd.DataFrame, col: str, ticker: str | None, path: Path) -> pd.DataFrame:
+    names = raw[col].fillna("").str.strip()
+    tickers = pd.unique(names)
+    if ticker is None:
+        if len(tickers) == 1:
+            return raw.drop(columns=col)
+        shown = ", ".join(sorted(map(str, tickers))[:8])
+        raise DataError(
+            f"{path} holds {len(tickers)} tickers ({shown}, ...); pass --ticker to choose one"
+        )
+    keep = names.str.upper() == ticker.strip().upper()
+    if not keep.any():
+        close = [t for t in sorted(map(str, tickers)) if t.upper().startswith(ticker[:1].upper())]
+        hint = f" (e.g. {', '.join(close[:5])})" if close else ""
+        raise DataError(
+            f"ticker {ticker!r} not in {path}{hint}; `marketcast data list --data {path}` "
+            "lists them"
+        )
+    return raw.loc[keep].drop(columns=col).reset_index(drop=True)
+
+
+def _trim(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep the days from a ticker's first to its last value (listing to delisting)."""
+    valid = frame.index[frame["close"].notna()]
+    if valid.empty:
+        return frame.iloc[:0]
+    return frame[(frame.index >= valid.min()) & (frame.index <= valid.max())]
+
+
+def _no_ticker_column(frame: pd.DataFrame, ticker: str | None, path: Path) -> pd.DataFrame:
+    if ticker is not None and ticker.upper() != _file_label(path).upper():
+        raise DataError(f"{path} holds {_file_label(path)}, not {ticker}; drop --ticker")
+    return frame
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """``{ticker: file}`` for the price files of a folder, ticker taken from the name."""
+    files = {}
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.name.lower().endswith(FOLDER_SUFFIXES):
+            label = _file_label(file)
+            if label.upper() in (k.upper() for k in files):
+                raise DataError(f"{folder} holds two files for {label}; keep one")
+            files[label] = file
+    if not files:
+        raise DataError(
+            f"folder {folder} holds no price files ({', '.join(FOLDER_SUFFIXES)}); "
+            "pass a folder of per-ticker files or a single file"
+        )
+    return files
+
+
+def _file_label(path: Path) -> str:
+    """Ticker named by a file: ``AAPL_data.csv`` and ``AAPL.csv.gz`` are both AAPL."""
+    name = path.name
+    for suffix in sorted(FOLDER_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.split("_", 1)[0] or name
+
+
+def _read_folder_file(folder: Path, ticker: str | None, date_column: str | None,
+                      strict: Sequence[str]) -> pd.DataFrame:
+    files = _folder_files(folder)
+    if ticker is None:
+        if len(files) > 1:
+            shown = ", ".join(list(files)[:8])
+            raise DataError(
+                f"folder {folder} holds {len(files)} tickers ({shown}, ...); pass --ticker"
+            )
+        (file,) = files.values()
+    else:
+        matches = [f for label, f in files.items() if label.upper() == ticker.strip().upper()]
+        if not matches:
+            raise DataError(
+                f"no file for ticker {ticker!r} in {folder}; "
+                f"`marketcast data list --data {folder}` lists them"
+            )
+        file = matches[0]
+    return _read_one_file(file, date_column, strict)
+
+
+def _read_one_file(file: Path, date_column: str | None, strict: Sequence[str] = ()):
+    if file.name.lower().endswith(".parquet"):
+        return store.read_parquet(file)[0]
+    return _pick(read_table(file), None, file, date_column, strict)
