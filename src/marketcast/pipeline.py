@@ -6,6 +6,7 @@ Models see arrays; this module attaches dates to what they return.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from marketcast.data import load_prices
 from marketcast.models import MODELS, BaseForecaster, make_model
 from marketcast.train import Callback
 from marketcast.windows import Split, split_rows
+
+if TYPE_CHECKING:
+    from marketcast.checkpoint import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -56,15 +60,19 @@ def split_series(series: Series, config: Config) -> Split:
 
 def fit_models(
     series: Series, split: Split, config: Config, callback: Callback | None = None,
-    names=MODELS,
+    names=MODELS, checkpoints: CheckpointStore | None = None,
 ) -> dict[str, BaseForecaster]:
-    """Fit each model on the rows before the test period (validation rows held out)."""
+    """Fit each model on the rows before the test period (validation rows held out).
+
+    ``callback`` and ``checkpoints`` go to the LSTM's training loop.
+    """
     seen = series.head(split.test_start)
     models = {}
     for name in names:
         model = make_model(name, config)
         if name == "lstm":
-            model.fit(seen.y, seen.X, n_val=split.n_val, callback=callback)
+            model.fit(seen.y, seen.X, n_val=split.n_val, callback=callback,
+                      checkpoints=checkpoints)
         else:
             model.fit(seen.y, seen.X, n_val=split.n_val)
         models[name] = model
