@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import synthetic_prices
+from conftest import assert_same_run, synthetic_prices
 from test_cli import assert_one_line_error, cli
 
 from marketcast import api
@@ -84,20 +84,6 @@ def assert_nothing_loads_as_a_run(runs):
     for folder in [runs, *folders]:
         with pytest.raises(ArtifactError):
             check_run(folder)
-
-
-def assert_same_run(a, b):
-    """Bit for bit: weights, test forecasts, future forecast, metrics and losses."""
-    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
-    for name in ("test_forecasts.csv", "predictions.csv", "forecast.csv"):
-        assert (a / name).read_text() == (b / name).read_text(), name
-    metrics_a, metrics_b = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
-    for m in (metrics_a, metrics_b):
-        del m["wall_seconds"]
-    assert metrics_a == metrics_b
-    losses_a, losses_b = ([line.rsplit(",", 1)[0] for line in (p / "loss_history.csv")
-                           .read_text().splitlines()] for p in (a, b))  # all but seconds
-    assert losses_a == losses_b
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(capsys, prices_csv, tmp_path):

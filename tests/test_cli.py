@@ -1,9 +1,10 @@
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-from conftest import synthetic_prices
+from conftest import assert_same_run, synthetic_prices
 
 from marketcast.cli import main
 
@@ -117,3 +118,13 @@ def test_newest_first_note_on_stderr(capsys, tmp_path):
     synthetic_prices(40).iloc[::-1].to_csv(path, index=False)
     code, _, err = cli(capsys, "data", "--data", str(path))
     assert code == 0 and "note: dates run newest-first" in err
+
+
+def test_same_seed_gives_identical_results_in_two_processes(prices_csv, tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "marketcast", "run", "--data", str(prices_csv),
+                        "--features", "close,volume", "--horizon", "5", "--runs-dir", str(runs),
+                        "--name", name, *FAST], check=True, capture_output=True, env=env)
+    assert_same_run(runs / "a", runs / "b")
