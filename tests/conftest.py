@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,17 @@ def small_config(source: Path | str, runs_dir: Path, **model) -> Config:
 @pytest.fixture
 def config(prices_csv: Path, tmp_path: Path) -> Config:
     return small_config(prices_csv, tmp_path / "runs")
+
+
+def assert_same_run(a, b):
+    """Bit for bit: weights, test forecasts, future forecast, metrics and losses."""
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    for name in ("test_forecasts.csv", "predictions.csv", "forecast.csv"):
+        assert (a / name).read_text() == (b / name).read_text(), name
+    metrics_a, metrics_b = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
+    for m in (metrics_a, metrics_b):
+        del m["wall_seconds"]
+    assert metrics_a == metrics_b
+    losses_a, losses_b = ([line.rsplit(",", 1)[0] for line in (p / "loss_history.csv")
+                           .read_text().splitlines()] for p in (a, b))  # all but seconds
+    assert losses_a == losses_b

@@ -137,7 +137,16 @@ def test_failed_run_leaves_no_folder(config, monkeypatch, tmp_path):
     with pytest.raises(RuntimeError):
         api.run(config)
     runs = tmp_path / "runs"
-    assert not runs.exists() or list(runs.iterdir()) == []
+    # Only the hidden checkpoint of the trained model is left, and it is not a run.
+    assert [p.name for p in runs.iterdir()] == [".checkpoints"]
+    (kept,) = (runs / ".checkpoints").iterdir()
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        check_run(kept)
+    monkeypatch.undo()
+    resumed = api.run(config, resume=kept)
+    assert resumed.path == runs / kept.name and not (runs / ".checkpoints").exists()
+    check_run(resumed.path)
+
 
 
 def test_run_with_features_uses_them_and_forecasts_the_horizon(config, tmp_path):

@@ -1,10 +1,11 @@
 import io
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-from conftest import synthetic_prices
+from conftest import assert_same_run, synthetic_prices
 
 from marketcast.cli import main
 
@@ -189,3 +190,13 @@ def test_data_download_without_yfinance(capsys, tmp_path, monkeypatch):
     assert_one_line_error(code, err, 'pip install "marketcast[download]"')
     code, _, err = cli(capsys, "data", "download")
     assert_one_line_error(code, err, "Missing argument 'TICKERS...'")
+
+
+def test_same_seed_gives_identical_results_in_two_processes(prices_csv, tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "marketcast", "run", "--data", str(prices_csv),
+                        "--features", "close,volume", "--horizon", "5", "--runs-dir", str(runs),
+                        "--name", name, *FAST], check=True, capture_output=True, env=env)
+    assert_same_run(runs / "a", runs / "b")

@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": "marketcast.api",
     "train": "marketcast.api",
+    "train_run": "marketcast.api",
     "evaluate": "marketcast.api",
     "evaluate_run": "marketcast.api",
     "forecast": "marketcast.api",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketcast import artifacts, plots
+from marketcast import artifacts, checkpoint, plots
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
 from marketcast.data.quality import note_quality
@@ -73,17 +73,32 @@ class RunResult:
     seconds: float
 
 
-def train(config: Config | None = None, callback: Callback | None = None) -> Trained:
+def train(config: Config | None = None, callback: Callback | None = None,
+          checkpoints: checkpoint.CheckpointStore | None = None) -> Trained:
     """Load the configured data, split it and fit the LSTM and both baselines.
 
     Everything is fitted on rows before the test period; scalers on the training rows only.
+    With ``checkpoints``, the LSTM continues from its last checkpoint and saves one per epoch.
     """
     config = config or Config()
     frame, series = load_series(config)
     note_quality(frame, config.data.target)
     split = split_series(series, config)
-    models = fit_models(series, split, config, callback)
+    models = fit_models(series, split, config, callback, checkpoints=checkpoints)
     return Trained(config, frame, series, split, models)
+
+
+def train_run(config: Config | None = None, callback: Callback | None = None,
+              resume: bool | str | Path = False) -> tuple[Trained, Path]:
+    """What ``marketcast train`` does: :func:`train`, then save the model as a run folder.
+
+    Training is checkpointed every epoch; ``resume`` works as in :func:`run`.
+    """
+    config = config or Config()
+    with checkpoint.session(config, resume, label=_label(config)) as session:
+        trained = train(config, callback, session.store)
+        path = write_run(trained, None, None, 0.0, session.runs_dir, session.name)
+    return trained, path
 
 
 def evaluate(trained: Trained) -> Evaluation:
@@ -159,29 +174,41 @@ def load_run(run_dir: str | Path) -> tuple[Config, LSTMForecaster, dict]:
 
 
 def run(config: Config | None = None, callback: Callback | None = None,
-        config_path: str | Path | None = None) -> RunResult:
-    """Data to trained model, evaluation, forecast and plots, written as one run folder."""
+        config_path: str | Path | None = None, resume: bool | str | Path = False) -> RunResult:
+    """Data to trained model, evaluation, forecast and plots, written as one run folder.
+
+    Training saves a checkpoint every epoch under ``<runs_dir>/.checkpoints/<name>``.
+    ``resume`` continues a stopped run from its last checkpoint: True for the run named
+    ``config.output.name``, or the path of its checkpoint folder. ``config`` must then equal
+    the run's saved settings (see :func:`marketcast.checkpoint.resume_config`); the result is
+    the same, bit for bit, as if the run had never stopped.
+    """
     started = time.perf_counter()
     config = config or load_config(config_path)
-    trained = train(config, callback)
-    evaluation = evaluate(trained)
-    future = future_forecast(
-        {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
-        future_days(trained.series, config.model.horizon, config.forecast.days),
-    )
-    if config.forecast.interval:
-        future = add_interval(future, evaluation.residuals, config.forecast.interval)
-    seconds = time.perf_counter() - started
-    path = write_run(trained, evaluation, future, seconds)
+    with checkpoint.session(config, resume, label=_label(config)) as session:
+        trained = train(config, callback, session.store)
+        evaluation = evaluate(trained)
+        future = future_forecast(
+            {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
+            future_days(trained.series, config.model.horizon, config.forecast.days),
+        )
+        if config.forecast.interval:
+            future = add_interval(future, evaluation.residuals, config.forecast.interval)
+        seconds = time.perf_counter() - started
+        path = write_run(trained, evaluation, future, seconds, session.runs_dir, session.name)
     return RunResult(path, trained, evaluation, future, seconds)
 
 
 def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,
-              seconds: float) -> Path:
-    """Write the run folder atomically; a failure leaves no folder behind."""
+              seconds: float, runs_dir: str | Path | None = None,
+              name: str | None = None) -> Path:
+    """Write the run folder atomically; a failure leaves no folder behind.
+
+    It goes to ``runs_dir/name``, by default the configured folder and name.
+    """
     config = trained.config
-    folder = artifacts.RunFolder(config.output.runs_dir, config.output.name,
-                                 label=config.data.ticker or config.data.source)
+    folder = artifacts.RunFolder(runs_dir or config.output.runs_dir, name or config.output.name,
+                                 label=_label(config))
     try:
         _write_contents(folder.path, trained, evaluation, future, seconds)
         return folder.finish()
@@ -232,6 +259,11 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         target = pd.Series(trained.series.y, index=trained.series.dates)
         plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
     artifacts.write_json(out / "metrics.json", summary)
+
+
+def _label(config: Config) -> str:
+    """What names an unnamed run: the ticker or the data source."""
+    return config.data.ticker or config.data.source
 
 
 def _split_dates(dates: pd.DatetimeIndex, split: Split) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import safetensors.torch
+import torch
 from safetensors import SafetensorError
 
 from marketcast.errors import ArtifactError
@@ -29,17 +30,21 @@ MODEL_META = "model.json"
 FORMAT_VERSION = 1
 
 
-def write_text(path: Path, text: str) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
     """Write through a temporary file and rename: readers never see half a file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data) -> None:
@@ -62,19 +67,38 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
 
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:
     """``model.safetensors`` (weights) and ``model.json`` (everything else)."""
-    tmp = folder / f".{WEIGHTS}.tmp"
-    safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "marketcast"})
-    os.replace(tmp, folder / WEIGHTS)
+    write_tensors(folder / WEIGHTS, tensors)
     write_json(folder / MODEL_META, {"format_version": FORMAT_VERSION, **meta})
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Write tensors as safetensors (atomically); return the file's sha256."""
+    data = safetensors.torch.save({k: v.contiguous() for k, v in tensors.items()},
+                                  metadata={"format": "marketcast"})
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
+                            "truncated; use an untouched copy")
+    try:
+        return safetensors.torch.load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
     """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
     folder = check_run(folder)
-    try:
-        tensors = safetensors.torch.load_file(str(folder / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{folder / WEIGHTS} is not a valid safetensors file ({exc})") from None
+    tensors = load_tensors(folder / WEIGHTS)
     meta = read_json(folder / MODEL_META)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
@@ -94,8 +118,7 @@ class RunFolder:
     def __init__(self, runs_dir: str | Path, name: str | None, label: str = "run"):
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.name = name or f"{stamp}-{_slug(label)}"
+        self.name = name or default_name(label)
         if (self.runs_dir / self.name).exists() and name is not None:
             raise ArtifactError(
                 f"run folder {self.runs_dir / self.name} already exists; pick another --name"
@@ -164,8 +187,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).name.split(".")[0]).strip("-") or "run"
+def default_name(label: str) -> str:
+    """A run name from the time and the data: ``20250131-142501-prices``."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name.split(".")[0]).strip("-")
+    return f"{stamp}-{slug or 'run'}"
 
 
 def _json_default(value):

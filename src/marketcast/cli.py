@@ -67,10 +67,12 @@ BACKTEST_OPTIONS = [
 ]
 
 
-def _config_options(func=None, *, extra=()):
-    """Add --config, --data and every setting flag; pass the resolved Config as ``config``."""
+def _config_options(func=None, *, extra=(), resumable=True):
+    """Add --config, --data, --resume and every setting flag; pass the resolved Config as
+    ``config`` and the checkpoint folder to resume (or False) as ``resume``. Commands that
+    train no single model (``resumable=False``) get neither --resume nor ``resume``."""
     if func is None:
-        return functools.partial(_config_options, extra=extra)
+        return functools.partial(_config_options, extra=extra, resumable=resumable)
     specs = DATA_OPTIONS + MODEL_OPTIONS + list(extra)
     for flag, key, kind, help_text in reversed(specs):
         func = click.option(flag, key.replace(".", "__"), type=kind, default=None,
@@ -79,14 +81,30 @@ def _config_options(func=None, *, extra=()):
                         help="sp500 (bundled S&P 500, default) or a CSV path.")(func)
     func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         default=None, help="TOML config file; flags override it.")(func)
+    if resumable:
+        func = click.option(
+            "--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+            help="Continue a stopped run from its last checkpoint: the run named by --name, "
+                 "or the checkpoint folder PATH (runs/.checkpoints/NAME). Uses its saved "
+                 "settings.",
+        )(func)
 
     @functools.wraps(func)
-    def wrapper(config_path, **kwargs):
-        from marketcast.config import load_config
-
+    def wrapper(config_path, resume=None, **kwargs):
         keys = {k.replace(".", "__"): k for _, k, _, _ in specs} | {"data__source": "data.source"}
         overrides = {keys[k]: kwargs.pop(k) for k in list(kwargs) if k in keys}
-        return func(config=load_config(config_path, overrides), **kwargs)
+        if not resumable:
+            from marketcast.config import load_config
+
+            return func(config=load_config(config_path, overrides), **kwargs)
+        if resume is None:
+            from marketcast.config import load_config
+
+            return func(config=load_config(config_path, overrides), resume=False, **kwargs)
+        from marketcast.checkpoint import resume_config
+
+        config, folder = resume_config(resume, config_path, overrides)
+        return func(config=config, resume=folder, **kwargs)
 
     return wrapper
 
@@ -99,12 +117,12 @@ def cli() -> None:
 
 @cli.command()
 @_config_options
-def run(config) -> None:
+def run(config, resume) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
 
     with _progress() as callback:
-        result = run_api(config, callback=callback)
+        result = run_api(config, callback=callback, resume=resume)
     _print_scores(result.evaluation)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
               f"{result.forecast['date'].iloc[0].date()} to "
@@ -115,20 +133,18 @@ def run(config) -> None:
 
 @cli.command()
 @_config_options
-def train(config) -> None:
+def train(config, resume) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
-    from marketcast.api import train as train_api
-    from marketcast.api import write_run
+    from marketcast.api import train_run
 
     with _progress() as callback:
-        trained = train_api(config, callback=callback)
-    path = write_run(trained, None, None, 0.0)
+        trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
     out.print(f"run folder: {path}")
 
 
 @cli.command()
-@_config_options(extra=BACKTEST_OPTIONS)
+@_config_options(extra=BACKTEST_OPTIONS, resumable=False)
 def backtest(config) -> None:
     """Walk-forward evaluation of every model against the random walk."""
     from marketcast.backtest import backtest as backtest_api
@@ -382,7 +398,7 @@ class _progress:
 
 class _NoteHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        err.print(f"note: {record.getMessage()}")
+        err.print(f"note: {record.getMessage()}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

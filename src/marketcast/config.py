@@ -167,9 +167,10 @@ class Config:
         return Config.from_dict(raw, origin="options")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Resolve defaults < TOML file at ``path`` < ``overrides``."""
-    config = Config()
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                base: Config | None = None) -> Config:
+    """Resolve defaults (or ``base``) < TOML file at ``path`` < ``overrides``."""
+    config = base or Config()
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -178,7 +179,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        config = Config.from_dict(raw, origin=str(path))
+        from_file = Config.from_dict(raw, origin=str(path))  # unknown keys, types, ranges
+        config = from_file if base is None else base.with_overrides(
+            {f"{section}.{key}": v for section, values in raw.items() for key, v in values.items()}
+        )
     return config.with_overrides(overrides or {})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ from marketcast.train import Callback
 from marketcast.windows import Split, split_rows
 
 log = logging.getLogger("marketcast")
+if TYPE_CHECKING:
+    from marketcast.checkpoint import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,19 @@ def split_series(series: Series, config: Config) -> Split:
 
 def fit_models(
     series: Series, split: Split, config: Config, callback: Callback | None = None,
-    names=RUN_MODELS,
+    names=RUN_MODELS, checkpoints: CheckpointStore | None = None,
 ) -> dict[str, BaseForecaster]:
-    """Fit each model on the rows before the test period (validation rows held out)."""
+    """Fit each model on the rows before the test period (validation rows held out).
+
+    ``callback`` and ``checkpoints`` go to the LSTM's training loop.
+    """
     seen = series.head(split.test_start)
     models = {}
     for name in names:
         model = make_model(name, config)
         if name == "lstm":
-            model.fit(seen.y, seen.X, n_val=split.n_val, callback=callback)
+            model.fit(seen.y, seen.X, n_val=split.n_val, callback=callback,
+                      checkpoints=checkpoints)
         else:
             model.fit(seen.y, seen.X, n_val=split.n_val)
         models[name] = model

@@ -1,15 +1,20 @@
 """The training loop: Adam on MSE, gradient clipping, early stopping with best-weights restore.
 
 Data stay in tensors: windows are gathered per batch from a strided view of the (T, F)
-inputs, so no copy of every window is ever made.
+inputs, so no copy of every window is ever made. Everything the loop carries from one epoch
+to the next lives in :class:`TrainState`; with a checkpoint store (see
+:mod:`marketcast.checkpoint`) it is saved after every epoch, together with the weights, the
+optimizer and both random generators, so a killed run resumes exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +22,9 @@ from torch import nn
 
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
+
+if TYPE_CHECKING:
+    from marketcast.checkpoint import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,18 @@ class EpochLog:
 Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
 
 
+@dataclass
+class TrainState:
+    """What the loop carries between epochs (a checkpoint stores it with the weights)."""
+
+    epoch: int = 0  # epochs completed
+    history: list[EpochLog] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_weights: dict[str, torch.Tensor] | None = None
+    waited: int = 0  # epochs since the validation loss last improved
+
+
 def fit_network(
     net: nn.Module,
     Z: np.ndarray,
@@ -39,14 +59,14 @@ def fit_network(
     horizon: int,
     config: TrainConfig,
     callback: Callback | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
     The best epoch is the one with the lowest validation loss (weights restored to it), or
-    the last epoch when there are no validation origins.
+    the last epoch when there are no validation origins. With ``checkpoints``, training
+    continues from the last saved epoch and saves a checkpoint after every epoch.
     """
-    import time
-
     inputs = torch.from_numpy(np.ascontiguousarray(Z))
     windows = inputs.unfold(0, lookback, 1)  # (T-L+1, F, L) view
     targets = inputs[:, 0].unfold(0, horizon, 1)  # (T-h+1, h) view
@@ -56,13 +76,15 @@ def fit_network(
 
     train_idx = torch.from_numpy(train_origins)
     val_x, val_y = batch(torch.from_numpy(val_origins)) if len(val_origins) else (None, None)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # shuffling only
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     loss_fn = nn.MSELoss()
-    history: list[EpochLog] = []
-    best_loss, best_epoch, best_state, waited = math.inf, 0, None, 0
-    for epoch in range(1, config.max_epochs + 1):
-        started = time.perf_counter()
+    state = TrainState()
+    if checkpoints is not None:
+        inputs_key = (Z, train_origins, val_origins)
+        state = checkpoints.restore(net, optimizer, generator, inputs_key) or state
+    while state.epoch < config.max_epochs and state.waited < config.patience:
+        epoch, started = state.epoch + 1, time.perf_counter()
         net.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
         total = 0.0
@@ -70,36 +92,40 @@ def fit_network(
             x, y = batch(order[start : start + config.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(x), y)
+            _check_finite(loss.item(), "training", epoch)  # before it reaches the weights
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
             optimizer.step()
             total += loss.item() * len(x)
-        train_loss = total / len(order)
-        if not math.isfinite(train_loss):
-            raise TrainingError(
-                f"training loss became {train_loss} in epoch {epoch}; lower --learning-rate "
-                "or check the data for extreme values"
-            )
         val_loss = math.nan
         if val_x is not None:
             net.eval()
             with torch.inference_mode():
                 val_loss = loss_fn(net(val_x), val_y).item()
-        log = EpochLog(epoch, train_loss, val_loss, time.perf_counter() - started)
-        history.append(log)
+            _check_finite(val_loss, "validation", epoch)
+        log = EpochLog(epoch, total / len(order), val_loss, time.perf_counter() - started)
+        state.epoch = epoch
+        state.history.append(log)
+        if val_x is None:
+            state.best_epoch = epoch
+        elif val_loss < state.best_loss:
+            state.best_loss, state.best_epoch, state.waited = val_loss, epoch, 0
+            state.best_weights = copy.deepcopy(net.state_dict())
+        else:
+            state.waited += 1
+        if checkpoints is not None:
+            checkpoints.save(state, net, optimizer, generator)
         if callback is not None:
             callback(log, config.max_epochs)
-        if val_x is None:
-            best_epoch = epoch
-            continue
-        if val_loss < best_loss:
-            best_loss, best_epoch, waited = val_loss, epoch, 0
-            best_state = copy.deepcopy(net.state_dict())
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if state.best_weights is not None:
+        net.load_state_dict(state.best_weights)
     net.eval()
-    return history, best_epoch
+    return state.history, state.best_epoch
+
+
+def _check_finite(loss: float, kind: str, epoch: int) -> None:
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"{kind} loss became {loss} in epoch {epoch}; lower --learning-rate or check the "
+            "data for extreme values"
+        )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from marketcast.models.base import BaseForecaster
 from marketcast.nn import StackedLSTM
 from marketcast.train import Callback, fit_network
 from marketcast.windows import WindowTransform
+
+if TYPE_CHECKING:
+    from marketcast.checkpoint import CheckpointStore
 
 # Windows per forward pass at prediction time: bounds memory on long test periods.
 PREDICT_CHUNK = 4096
@@ -25,7 +29,8 @@ class LSTMForecaster(BaseForecaster):
         self.model = model or ModelConfig()
         self.train = train or TrainConfig()
 
-    def fit(self, y, X=None, *, n_val=0, callback: Callback | None = None):
+    def fit(self, y, X=None, *, n_val=0, callback: Callback | None = None,
+            checkpoints: CheckpointStore | None = None):
         m = self.model
         y = np.asarray(y, dtype=np.float64)
         n_train = len(y) - n_val
@@ -38,7 +43,8 @@ class LSTMForecaster(BaseForecaster):
         train_origins = self.transform_.origins(0, n_train)
         val_origins = self.transform_.origins(n_train, len(y)) if n_val else train_origins[:0]
         self.history_, self.best_epoch_ = fit_network(
-            self.net_, Z, train_origins, val_origins, m.lookback, m.horizon, self.train, callback
+            self.net_, Z, train_origins, val_origins, m.lookback, m.horizon, self.train, callback,
+            checkpoints,
         )
         self._remember(y, X, rows=m.lookback + 1)
         return self
