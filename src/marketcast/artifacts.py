@@ -12,14 +12,13 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-import safetensors.torch
-from safetensors import SafetensorError
 
 from marketcast.errors import ArtifactError
 
@@ -27,6 +26,9 @@ MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"
 FORMAT_VERSION = 1
+# Versions recorded with every run: what its numbers may depend on.
+PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",
+            "arch", "matplotlib", "safetensors", "exchange-calendars")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -60,8 +62,33 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("unknown" when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def environment() -> dict:
+    """Where and when a run was made: saved in ``metrics.json`` for the report."""
+    return {
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "packages": package_versions(),
+    }
+
+
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:
     """``model.safetensors`` (weights) and ``model.json`` (everything else)."""
+    import safetensors.torch  # imports torch: only where weights are read or written
+
     tmp = folder / f".{WEIGHTS}.tmp"
     safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "marketcast"})
     os.replace(tmp, folder / WEIGHTS)
@@ -70,6 +97,9 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
     """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
     folder = check_run(folder)
     try:
         tensors = safetensors.torch.load_file(str(folder / WEIGHTS))
@@ -125,7 +155,19 @@ class RunFolder:
 
 
 def check_run(folder: str | Path) -> Path:
-    """Check that ``folder`` is a complete, untampered run; return it as a Path."""
+    """Check that ``folder`` is a complete, untampered run holding a model; return it."""
+    folder = Path(folder)
+    files = verify_folder(folder)
+    if WEIGHTS not in files or MODEL_META not in files:
+        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
+    return folder
+
+
+def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str, str]:
+    """Check every file the manifest of ``folder`` lists; return ``{name: sha256}``.
+
+    ``replacing`` names a file about to be rewritten: it may be stale or missing.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise ArtifactError(f"run folder {folder} not found; pass a folder under runs/")
@@ -144,16 +186,39 @@ def check_run(folder: str | Path) -> Path:
         raise ArtifactError(f"{folder / MANIFEST} is malformed; run `marketcast run` again")
     for name, digest in files.items():
         path = folder / name
-        if Path(name).name != name or not path.is_file():
+        if Path(name).name != name or name == MANIFEST:
+            raise ArtifactError(f"{folder / MANIFEST} lists {name!r}; use an untouched run folder")
+        if name == replacing:
+            continue
+        if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
         if _sha256(path) != digest:
             raise ArtifactError(
                 f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "
                 "use an untouched run folder"
             )
-    if WEIGHTS not in files or MODEL_META not in files:
-        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
-    return folder
+    return files
+
+
+def add_to_run(folder: str | Path, name: str, text: str) -> Path:
+    """Add or replace the file ``name`` of a finished run folder and update its manifest.
+
+    Every other file is verified first. The file is renamed into place before the manifest,
+    so a crash in between leaves a file the manifest does not list yet (a new file) or a
+    stale ``name`` that the next call replaces; the files the manifest vouches for never change.
+    """
+    folder = Path(folder)
+    files = verify_folder(folder, replacing=name)
+    path = folder / name
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if files.get(name) == digest and path.is_file() and _sha256(path) == digest:
+        return path  # unchanged: leave the folder untouched
+    write_text(path, text)
+    write_json(folder / MANIFEST, {
+        "format_version": FORMAT_VERSION,
+        "files": dict(sorted({**files, name: digest}.items())),
+    })
+    return path
 
 
 def _sha256(path: Path) -> str:
