@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,23 @@ from marketcast.config import Config, ModelConfig, OutputConfig, TrainConfig
 torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Files for people to look at after a test run (screenshots); gitignored.
+TEST_OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Name the screenshots this run wrote (xdist swallows the tests' own prints)."""
+    started = config.stash.get(_STARTED, time.time())
+    fresh = [p for p in sorted(TEST_OUTPUT.glob("*.png")) if p.stat().st_mtime >= started]
+    if fresh:
+        terminalreporter.write_sep("-", "screenshots to look at")
+        for path in fresh:
+            terminalreporter.write_line(str(path))
 
 
 def synthetic_prices(n: int = 320, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:

@@ -111,6 +111,7 @@ def run(config) -> None:
               f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
               f"{result.forecast['lstm'].iloc[-1]:.2f}")
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+    _print_report(result.path)
 
 
 @cli.command()
@@ -125,6 +126,7 @@ def train(config) -> None:
     path = write_run(trained, None, None, 0.0)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
     out.print(f"run folder: {path}")
+    _print_report(path)
 
 
 @cli.command()
@@ -140,6 +142,16 @@ def backtest(config) -> None:
     result = backtest_api(config, on_fit=on_fit)
     _print_backtest(result)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+    _print_report(result.path)
+
+
+@cli.command()
+@click.argument("run_dir")
+def report(run_dir) -> None:
+    """Write RUN_DIR/report.html: verdict, plots and tables in one offline page."""
+    from marketcast.report import report as report_api
+
+    _print_report(report_api(run_dir).parent)
 
 
 @cli.command()
@@ -234,6 +246,12 @@ def _print_backtest(result) -> None:
             ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}")]))
     for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
+
+
+def _print_report(run_dir: Path) -> None:
+    from marketcast.report import REPORT
+
+    out.print(f"report: {Path(run_dir) / REPORT}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value) -> str:
