@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,23 @@ from marketcast.config import Config, ModelConfig, OutputConfig, TrainConfig
 torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Files for people to look at after a test run (screenshots); gitignored.
+TEST_OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Name the screenshots this run wrote (xdist swallows the tests' own prints)."""
+    started = config.stash.get(_STARTED, time.time())
+    fresh = [p for p in sorted(TEST_OUTPUT.glob("*.png")) if p.stat().st_mtime >= started]
+    if fresh:
+        terminalreporter.write_sep("-", "screenshots to look at")
+        for path in fresh:
+            terminalreporter.write_line(str(path))
 
 
 def synthetic_prices(n: int = 320, seed: int = 0, start: str = "2015-01-02") -> pd.DataFrame:
@@ -66,8 +84,9 @@ def assert_same_run(a, b):
     for name in ("test_forecasts.csv", "predictions.csv", "forecast.csv"):
         assert (a / name).read_text() == (b / name).read_text(), name
     metrics_a, metrics_b = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
-    for m in (metrics_a, metrics_b):
+    for m in (metrics_a, metrics_b):  # when and how long: the only fields that may differ
         del m["wall_seconds"]
+        m.get("environment", {}).pop("created", None)
     assert metrics_a == metrics_b
     losses_a, losses_b = ([line.rsplit(",", 1)[0] for line in (p / "loss_history.csv")
                            .read_text().splitlines()] for p in (a, b))  # all but seconds

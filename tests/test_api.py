@@ -14,7 +14,7 @@ from marketcast.errors import ArtifactError
 RUN_FILES = {
     "config.toml", "metrics.json", "predictions.csv", "test_forecasts.csv", "forecast.csv",
     "loss_history.csv", "loss.png", "test.png", "forecast.png", "model.safetensors",
-    "model.json", "residuals.csv", MANIFEST,
+    "model.json", "residuals.csv", "report.html", MANIFEST,
 }
 
 

@@ -37,6 +37,7 @@ def test_run_train_forecast_evaluate(capsys, prices_csv, tmp_path):
     assert code == 0
     assert "verdict: LSTM RMSE" in out and "than tomorrow = today" in out
     assert "run folder: " in out
+    assert out.rstrip().endswith(f"report: {tmp_path / 'runs' / 'a' / 'report.html'}")
     saved = (tmp_path / "runs" / "a" / "forecast.csv").read_text()
     code, out, _ = cli(capsys, "forecast", "--run", str(tmp_path / "runs" / "a"))
     assert code == 0 and out == saved
@@ -59,6 +60,7 @@ def test_backtest_command(capsys, prices_csv, tmp_path):
     assert "walk-forward backtest" in out and "conformal intervals" in out
     assert "verdict: drift: RMSE" in out
     assert (tmp_path / "runs" / "bt" / "backtest.csv").is_file()
+    assert f"report: {tmp_path / 'runs' / 'bt' / 'report.html'}" in out
 
 
 def test_forecast_interval_option(capsys, prices_csv, tmp_path):
@@ -106,6 +108,8 @@ def test_data_summary(capsys, prices_csv):
         (["forecast", "--run", "no/such/run"], "run folder no/such/run not found"),
         (["forecast", "--run", "."], "no manifest.json"),
         (["backtest", "--models", "lstm,gru"], "unknown model 'gru'"),
+        (["report", "no/such/run"], "run folder no/such/run not found"),
+        (["report", "."], "no manifest.json"),
         (["run", "--interval", "1.5"], "forecast.interval must be in [0, 1)"),
         (["data", "--data", "sp500", "--start", "someday"], "--start 'someday' is not a date"),
     ],

@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from marketcast.metrics import accuracy, verdict
-from marketcast.stats import binomial_p_value, diebold_mariano
+from marketcast.stats import autocorrelation, binomial_p_value, diebold_mariano, ljung_box
 
 
 def test_diebold_mariano_by_hand_h1():
@@ -68,3 +68,18 @@ def test_verdict_says_worse_and_not_significant():
     (line,) = verdict(scores)
     assert "worse than tomorrow = today" in line
     assert "not significant" in line
+
+
+def test_autocorrelation_and_ljung_box_match_statsmodels():
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+    from statsmodels.tsa.stattools import acf
+
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(size=60)) * 0.1 + rng.normal(size=60)  # some autocorrelation
+    np.testing.assert_allclose(autocorrelation(x, 8), acf(x, nlags=8, fft=False)[1:],
+                               rtol=1e-12)
+    expected = acorr_ljungbox(x, lags=[8])
+    q, p = ljung_box(x, 8)
+    assert q == pytest.approx(expected["lb_stat"].iloc[0], rel=1e-12)
+    assert p == pytest.approx(expected["lb_pvalue"].iloc[0], rel=1e-10)
+    assert ljung_box(np.sin(np.arange(60)), 8)[1] < 1e-6  # a clear pattern is caught

@@ -17,7 +17,8 @@ def commands(group=cli, prefix=()):
 
 
 def test_every_command_is_documented_and_has_help(capsys):
-    assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data"}
+    assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data",
+                                 "report"}
     assert set(cli.commands["data"].commands) == {"download", "list", "check"}
     for words, _ in commands():
         name = " ".join(words)

@@ -28,10 +28,13 @@ from marketcast.pipeline import (
     test_table,
     wide_predictions,
 )
+from marketcast.report import REPORT, render_report
 from marketcast.train import Callback
 from marketcast.windows import Split
 
 RESIDUALS = "residuals.csv"
+# Versions saved in model.json: what loading the weights depends on.
+MODEL_PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors")
 
 
 @dataclass
@@ -234,15 +237,17 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         "context_dates": [d.date().isoformat() for d in series.dates[-rows:]],
         "data_sha256": data_sha256(trained.frame),
         "data_rows": len(trained.frame),
-        "versions": _versions(),
+        "versions": artifacts.package_versions(MODEL_PACKAGES),
     })
     artifacts.save_model(out, tensors, meta)
     summary = {
         "data": summarize(trained.frame, config.data.target),
+        "data_sha256": meta["data_sha256"],
         "split": _split_dates(trained.series.dates, split),
         "best_epoch": trained.lstm.best_epoch_,
         "epochs_run": len(history),
         "wall_seconds": round(seconds, 2),
+        "environment": artifacts.environment(),
     }
     if evaluation is not None:
         artifacts.write_csv(out / "test_forecasts.csv", evaluation.table)
@@ -259,6 +264,8 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         target = pd.Series(trained.series.y, index=trained.series.dates)
         plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
     artifacts.write_json(out / "metrics.json", summary)
+    # Rendered from the files above, before the manifest, which then vouches for it too.
+    artifacts.write_text(out / REPORT, render_report(out))
 
 
 def _label(config: Config) -> str:
@@ -276,15 +283,3 @@ def _split_dates(dates: pd.DatetimeIndex, split: Split) -> dict:
         "test": span(split.test_start, len(dates)),
         "rows": [split.n_train, split.n_val, split.n_test],
     }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out

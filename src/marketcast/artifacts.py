@@ -12,22 +12,27 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import safetensors.torch
-import torch
-from safetensors import SafetensorError
 
 from marketcast.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"
 FORMAT_VERSION = 1
+# Versions recorded with every run: what its numbers may depend on.
+PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",
+            "arch", "matplotlib", "safetensors", "exchange-calendars")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -65,6 +70,29 @@ def json_records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("unknown" when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def environment() -> dict:
+    """Where and when a run was made: saved in ``metrics.json`` for the report."""
+    return {
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "packages": package_versions(),
+    }
+
+
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:
     """``model.safetensors`` (weights) and ``model.json`` (everything else)."""
     write_tensors(folder / WEIGHTS, tensors)
@@ -73,6 +101,8 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Write tensors as safetensors (atomically); return the file's sha256."""
+    import safetensors.torch  # imports torch: only where weights are read or written
+
     data = safetensors.torch.save({k: v.contiguous() for k, v in tensors.items()},
                                   metadata={"format": "marketcast"})
     write_bytes(path, data)
@@ -89,6 +119,9 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
                             "truncated; use an untouched copy")
+    import safetensors.torch
+    from safetensors import SafetensorError
+
     try:
         return safetensors.torch.load(data)
     except (SafetensorError, ValueError) as exc:
@@ -148,7 +181,19 @@ class RunFolder:
 
 
 def check_run(folder: str | Path) -> Path:
-    """Check that ``folder`` is a complete, untampered run; return it as a Path."""
+    """Check that ``folder`` is a complete, untampered run holding a model; return it."""
+    folder = Path(folder)
+    files = verify_folder(folder)
+    if WEIGHTS not in files or MODEL_META not in files:
+        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
+    return folder
+
+
+def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str, str]:
+    """Check every file the manifest of ``folder`` lists; return ``{name: sha256}``.
+
+    ``replacing`` names a file about to be rewritten: it may be stale or missing.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise ArtifactError(f"run folder {folder} not found; pass a folder under runs/")
@@ -167,16 +212,39 @@ def check_run(folder: str | Path) -> Path:
         raise ArtifactError(f"{folder / MANIFEST} is malformed; run `marketcast run` again")
     for name, digest in files.items():
         path = folder / name
-        if Path(name).name != name or not path.is_file():
+        if Path(name).name != name or name == MANIFEST:
+            raise ArtifactError(f"{folder / MANIFEST} lists {name!r}; use an untouched run folder")
+        if name == replacing:
+            continue
+        if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
         if _sha256(path) != digest:
             raise ArtifactError(
                 f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "
                 "use an untouched run folder"
             )
-    if WEIGHTS not in files or MODEL_META not in files:
-        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
-    return folder
+    return files
+
+
+def add_to_run(folder: str | Path, name: str, text: str) -> Path:
+    """Add or replace the file ``name`` of a finished run folder and update its manifest.
+
+    Every other file is verified first. The file is renamed into place before the manifest,
+    so a crash in between leaves a file the manifest does not list yet (a new file) or a
+    stale ``name`` that the next call replaces; the files the manifest vouches for never change.
+    """
+    folder = Path(folder)
+    files = verify_folder(folder, replacing=name)
+    path = folder / name
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if files.get(name) == digest and path.is_file() and _sha256(path) == digest:
+        return path  # unchanged: leave the folder untouched
+    write_text(path, text)
+    write_json(folder / MANIFEST, {
+        "format_version": FORMAT_VERSION,
+        "files": dict(sorted({**files, name: digest}.items())),
+    })
+    return path
 
 
 def _sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ from marketcast.intervals import add_sequential_intervals, coverage
 from marketcast.metrics import accuracy, backtest_verdict, lag_copy
 from marketcast.models import MODELS, make_model
 from marketcast.pipeline import Series, forecast_table, load_series
+from marketcast.report import REPORT, render_report
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,9 @@ def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
             "coverage": artifacts.json_records(result.coverage),
             "verdict": result.verdict,
             "wall_seconds": round(result.seconds, 2),
+            "environment": artifacts.environment(),
         })
+        artifacts.write_text(out / REPORT, render_report(out))
         return folder.finish()
     except BaseException:
         folder.discard()

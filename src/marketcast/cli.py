@@ -129,6 +129,7 @@ def run(config, resume) -> None:
               f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
               f"{result.forecast['lstm'].iloc[-1]:.2f}")
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+    _print_report(result.path)
 
 
 @cli.command()
@@ -141,6 +142,7 @@ def train(config, resume) -> None:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
     out.print(f"run folder: {path}")
+    _print_report(path)
 
 
 @cli.command()
@@ -156,6 +158,16 @@ def backtest(config) -> None:
     result = backtest_api(config, on_fit=on_fit)
     _print_backtest(result)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+    _print_report(result.path)
+
+
+@cli.command()
+@click.argument("run_dir")
+def report(run_dir) -> None:
+    """Write RUN_DIR/report.html: verdict, plots and tables in one offline page."""
+    from marketcast.report import report as report_api
+
+    _print_report(report_api(run_dir).parent)
 
 
 @cli.command()
@@ -362,6 +374,12 @@ def _print_backtest(result) -> None:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _print_report(run_dir: Path) -> None:
+    from marketcast.report import REPORT
+
+    out.print(f"report: {Path(run_dir) / REPORT}", soft_wrap=True)
 
 
 def _fmt(fmt: str, value) -> str:

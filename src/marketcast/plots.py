@@ -1,74 +1,165 @@
-"""PNG plots from tables: loss curves, the test period, history plus forecast.
+"""PNG plots from tables: loss curves, forecasts against outcomes, the forecast fan, residuals.
 
-Plots take tables and write files; they never fit or predict.
+Plots take tables and write files (a path, or a binary buffer for the report); they never
+fit or predict. Every model keeps its colour in every plot.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-# One colour per model across every plot.
-COLORS = {"actual": "#222222", "lstm": "#d62728", "naive": "#1f77b4", "linear": "#2ca02c"}
+from marketcast.stats import autocorrelation  # noqa: E402
+
+# One colour per model across every plot and the report's tables.
+COLORS = {
+    "actual": "#222222", "lstm": "#d62728", "naive": "#1f77b4", "linear": "#2ca02c",
+    "drift": "#9467bd", "arima": "#ff7f0e",
+}
+OTHER = "#7f7f7f"
+# Days shown up close below a long test period.
+ZOOM_DAYS = 60
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
+def color(model: str) -> str:
+    return COLORS.get(model, OTHER)
+
+
+def _save(fig, out: Path | BinaryIO) -> None:
+    """Write ``fig`` as PNG to a path (atomically) or a buffer; no time stamp inside."""
+    options = {"format": "png", "dpi": 110, "bbox_inches": "tight",
+               "metadata": {"Software": None}}
+    if isinstance(out, str | Path):
+        out = Path(out)
+        tmp = out.with_name(f".{out.name}.tmp.png")
+        fig.savefig(tmp, **options)
+        tmp.replace(out)
+    else:
+        fig.savefig(out, **options)
     plt.close(fig)
-    tmp.replace(path)
 
 
-def plot_loss(history: pd.DataFrame, best_epoch: int, path: Path) -> None:
+def _date_axis(ax) -> None:
+    locator = mdates.AutoDateLocator(maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("trading date")
+    ax.grid(alpha=0.3)
+
+
+def plot_loss(history: pd.DataFrame, best_epoch: int, out: Path | BinaryIO) -> None:
     """Train and validation MSE (scaled units) per epoch, the restored epoch marked."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(history["epoch"], history["train_loss"], label="train", color="#1f77b4")
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    ax.plot(history["epoch"], history["train_loss"], label="LSTM train", color=color("lstm"),
+            linestyle="--", marker=".")
     if history["val_loss"].notna().any():
-        ax.plot(history["epoch"], history["val_loss"], label="validation", color="#ff7f0e")
-    ax.axvline(best_epoch, color="#777777", linestyle="--", label=f"best epoch ({best_epoch})")
-    ax.set(xlabel="epoch", ylabel="MSE (scaled units)", title="LSTM training loss",
-           yscale="log")
+        ax.plot(history["epoch"], history["val_loss"], label="LSTM validation",
+                color=color("lstm"), marker="o", markersize=3)
+    ax.axvline(best_epoch, color="#555555", linestyle=":",
+               label=f"lowest validation loss: epoch {best_epoch} (weights kept)")
+    losses = history[["train_loss", "val_loss"]].to_numpy().ravel()
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    # A log scale only where the losses span more than a decade; plain numbers either way.
+    if len(losses) and losses.max() / losses.min() > 10:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    scale = ", log scale" if ax.get_yscale() == "log" else ""
+    ax.set(xlabel="epoch", ylabel=f"MSE (scaled units{scale})",
+           title="LSTM training loss per epoch")
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    _save(fig, out)
 
 
-def plot_test(predictions: pd.DataFrame, target: str, path: Path) -> None:
-    """Actual prices on the test period against every model's one-step forecasts."""
+def plot_test(predictions: pd.DataFrame, target: str, out: Path | BinaryIO,
+              title: str = "Test period: actual vs one-day-ahead forecasts") -> None:
+    """Actual prices against every model's one-step forecasts (``date, step, actual, ...``)."""
     one = predictions[predictions["step"] == 1]
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for column in [c for c in one.columns if c not in ("date", "step")]:
-        ax.plot(one["date"], one[column], label=column, color=COLORS.get(column),
-                linewidth=1.6 if column == "actual" else 1.0)
-    ax.set(xlabel="date", ylabel=f"{target} (price units)",
-           title="Test period: actual vs one-day-ahead forecasts")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    _save(fig, path)
+    # Over a long period the lines merge: a second panel shows the last days up close.
+    zoom = ZOOM_DAYS if len(one) > 2 * ZOOM_DAYS else 0
+    if zoom:
+        fig, (ax, near) = plt.subplots(2, 1, figsize=(10, 7.6), height_ratios=(3, 2))
+        panels = [(ax, one, title), (near, one.iloc[-zoom:], f"The last {zoom} days")]
+    else:
+        fig, ax = plt.subplots(figsize=(10, 4.8))
+        panels = [(ax, one, title)]
+    for axis, rows, heading in panels:
+        for column in [c for c in rows.columns if c not in ("date", "step")]:
+            axis.plot(pd.to_datetime(rows["date"]), rows[column], label=column,
+                      color=color(column), linewidth=2.2 if column == "actual" else 1.1,
+                      zorder=3 if column in ("actual", "lstm") else 2)
+        axis.set(ylabel=f"{target} (price units)", title=heading)
+        _date_axis(axis)
+    ax.legend(ncols=min(len(one.columns) - 2, 6), fontsize="small")
+    fig.tight_layout()
+    _save(fig, out)
 
 
-def plot_forecast(history: pd.Series, forecast: pd.DataFrame, target: str, path: Path) -> None:
-    """The last year of prices followed by each model's forecast on NYSE trading dates."""
+def plot_forecast(history: pd.Series, forecast: pd.DataFrame, target: str,
+                  out: Path | BinaryIO, level: float | None = None) -> None:
+    """The last year of prices followed by each model's forecast on NYSE trading dates,
+    with the LSTM's interval as a band when ``forecast`` has ``lstm_lower, lstm_upper``."""
     recent = history.iloc[-250:]
-    fig, ax = plt.subplots(figsize=(10, 5))
-    ax.plot(recent.index, recent.to_numpy(), label="actual", color=COLORS["actual"])
-    if "lstm_lower" in forecast:
-        ax.fill_between(forecast["date"], forecast["lstm_lower"], forecast["lstm_upper"],
-                        color=COLORS["lstm"], alpha=0.15, label="lstm interval")
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    ax.plot(recent.index, recent.to_numpy(), label="actual", color=color("actual"))
+    dates = pd.to_datetime(forecast["date"])
+    if "lstm_lower" in forecast and forecast["lstm_lower"].notna().any():
+        label = f"lstm {level:.0%} interval" if level else "lstm interval"
+        ax.fill_between(dates, forecast["lstm_lower"], forecast["lstm_upper"],
+                        color=color("lstm"), alpha=0.18, linewidth=0, label=label)
     for column in [c for c in forecast.columns if c != "date" and "_" not in c]:
-        dates = pd.concat([pd.Series([recent.index[-1]]), forecast["date"]])
-        values = pd.concat([pd.Series([recent.iloc[-1]]), forecast[column]])
-        ax.plot(dates, values, label=f"{column} forecast", color=COLORS.get(column),
-                linestyle="--" if column != "lstm" else "-")
-    ax.set(xlabel="date", ylabel=f"{target} (price units)",
-           title=f"Forecast of the next {len(forecast)} trading days")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    _save(fig, path)
+        ax.plot([recent.index[-1], *dates], [recent.iloc[-1], *forecast[column]],
+                label=f"{column} forecast", color=color(column),
+                linestyle="-" if column == "lstm" else "--")
+    ax.axvline(recent.index[-1], color="#999999", linewidth=0.8)
+    ax.set(ylabel=f"{target} (price units)",
+           title=f"Forecast of the next {len(forecast)} trading days after "
+                 f"{recent.index[-1]:%Y-%m-%d}")
+    _date_axis(ax)
+    ax.legend(fontsize="small", loc="best")
+    _save(fig, out)
+
+
+def plot_residuals(residuals: dict[str, np.ndarray], model: str, target: str,
+                   out: Path | BinaryIO, max_lag: int = 20) -> None:
+    """Histogram of one-step residuals (actual - forecast, price units) of every model, and
+    the autocorrelation of ``model``'s with the 95% band of white noise."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    values = np.concatenate(list(residuals.values()))
+    bins = np.histogram_bin_edges(values, bins=min(30, max(len(values) // 8, 8)))
+    for name, r in residuals.items():
+        filled = name == model
+        left.hist(r, bins=bins, color=color(name), alpha=0.45 if filled else 1.0,
+                  histtype="stepfilled" if filled else "step", linewidth=1.4, label=name)
+    left.axvline(0, color="#555555", linewidth=0.8)
+    left.set(xlabel=f"residual: actual - forecast ({target}, price units)",
+             ylabel="forecasts", title="One-day-ahead residuals")
+    left.legend(fontsize="small")
+    left.grid(alpha=0.3)
+    r = residuals[model]
+    lags = min(max_lag, len(r) - 2)
+    acf = autocorrelation(r, lags)
+    right.bar(np.arange(1, lags + 1), acf, color=color(model), width=0.6)
+    band = 1.96 / np.sqrt(len(r))
+    right.axhspan(-band, band, color="#999999", alpha=0.25, label="95% band of white noise")
+    right.axhline(0, color="#555555", linewidth=0.8)
+    top = min(1.0, max(0.5, 1.5 * band, 1.2 * float(np.nanmax(np.abs(acf), initial=0))))
+    right.set(xlabel="lag (trading days)", ylabel="autocorrelation",
+              title=f"Autocorrelation of {model} residuals", ylim=(-top, top))
+    right.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    right.legend(fontsize="small")
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)

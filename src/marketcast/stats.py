@@ -45,3 +45,28 @@ def binomial_p_value(successes: int, trials: int, p: float = 0.5) -> float:
     if trials == 0:
         return float("nan")
     return float(stats.binomtest(successes, trials, p).pvalue)
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation at lags ``1..max_lag`` (the usual biased estimator, which
+    divides every lag's sum by ``n``); shape ``(max_lag,)``, NaN for a constant series."""
+    x = np.asarray(x, np.float64)
+    centred = x - x.mean()
+    denominator = centred @ centred
+    if not denominator > 0:
+        return np.full(max_lag, np.nan)
+    return np.array([centred[lag:] @ centred[:-lag] for lag in range(1, max_lag + 1)]) / \
+        denominator
+
+
+def ljung_box(x: np.ndarray, lags: int) -> tuple[float, float]:
+    """Ljung-Box test that the first ``lags`` autocorrelations of ``x`` are all zero.
+
+    Returns ``(Q, p_value)`` with ``Q = n (n + 2) sum_k r_k^2 / (n - k)`` against a
+    chi-squared with ``lags`` degrees of freedom; a small p-value means the residuals still
+    hold a predictable pattern.
+    """
+    n = len(x)
+    r = autocorrelation(x, lags)
+    q = float(n * (n + 2) * np.sum(r**2 / (n - np.arange(1, lags + 1))))
+    return q, float(stats.chi2.sf(q, df=lags))
