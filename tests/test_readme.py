@@ -7,7 +7,8 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_every_command_is_documented_and_has_help(capsys):
-    assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data"}
+    assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data",
+                                 "batch", "tune"}
     for name in cli.commands:
         assert f"### `marketcast {name}`" in README
         main([name, "--help"])  # returns normally: exit code 0

@@ -29,6 +29,9 @@ class EpochLog:
 
 Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
 
+# Validation windows per forward pass: bounds memory whatever the number of tickers.
+VAL_CHUNK = 4096
+
 
 def fit_network(
     net: nn.Module,
@@ -42,8 +45,10 @@ def fit_network(
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
-    The best epoch is the one with the lowest validation loss (weights restored to it), or
-    the last epoch when there are no validation origins.
+    Origins are row indices of ``Z``; a pooled array of many tickers (see
+    :mod:`marketcast.panel`) works as long as every origin's window and targets stay inside
+    its own ticker's rows. The best epoch is the one with the lowest validation loss
+    (weights restored to it), or the last epoch when there are no validation origins.
     """
     import time
 
@@ -55,7 +60,7 @@ def fit_network(
         return windows[origins - lookback + 1].transpose(1, 2), targets[origins + 1]
 
     train_idx = torch.from_numpy(train_origins)
-    val_x, val_y = batch(torch.from_numpy(val_origins)) if len(val_origins) else (None, None)
+    val_idx = torch.from_numpy(val_origins)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     loss_fn = nn.MSELoss()
@@ -81,15 +86,21 @@ def fit_network(
                 "or check the data for extreme values"
             )
         val_loss = math.nan
-        if val_x is not None:
+        if len(val_idx):
             net.eval()
             with torch.inference_mode():
-                val_loss = loss_fn(net(val_x), val_y).item()
+                # In chunks: the pooled validation set of a global model has ~10^5 windows,
+                # and one pass over all of them would hold every LSTM activation at once.
+                val_sum = 0.0
+                for start in range(0, len(val_idx), VAL_CHUNK):
+                    x, y = batch(val_idx[start : start + VAL_CHUNK])
+                    val_sum += nn.functional.mse_loss(net(x), y, reduction="sum").item()
+                val_loss = val_sum / (len(val_idx) * horizon)
         log = EpochLog(epoch, train_loss, val_loss, time.perf_counter() - started)
         history.append(log)
         if callback is not None:
             callback(log, config.max_epochs)
-        if val_x is None:
+        if not len(val_idx):
             best_epoch = epoch
             continue
         if val_loss < best_loss:
