@@ -57,7 +57,8 @@ def run_job(config: Config, ticker: str, command: str) -> dict:
             from marketcast.backtest import backtest
 
             result = backtest(job_config(config, ticker))
-            scores = result.scores[result.scores["step"] == 1]
+            # metrics.accuracy(by_step=True) returns step as text; compare as numbers.
+            scores = result.scores[result.scores["step"].astype(int) == 1]
         row["path"] = str(result.path)
         for score in scores.itertuples():
             row[f"rmse_{score.model}"] = score.rmse
@@ -80,13 +81,16 @@ def batch(
     """Run ``command`` for every ticker as one Ray task each (1 CPU per task).
 
     Ray starts locally with the machine's CPUs unless ``address`` names a cluster (or Ray
-    is already initialised in this process). Rows come back in ``tickers`` order.
+    is already initialised in this process). ``["all"]`` is every ticker of the long file
+    ``config.data.source``. Rows come back in ``tickers`` order.
     ``on_done(done, total, row)`` is called as each job finishes.
     """
     if command not in COMMANDS:
         raise ConfigError(f"batch runs {' or '.join(COMMANDS)}, not {command!r}")
     if not tickers:
         raise ConfigError("batch needs at least one ticker; pass --tickers A,B,...")
+    if [t.lower() for t in tickers] == ["all"]:
+        tickers = all_tickers(config.data.source)
     started = time.perf_counter()
     with ray_session(address) as ray:
         task = ray.remote(num_cpus=1, max_retries=0)(run_job)
@@ -106,6 +110,14 @@ def batch(
                 on_done(len(rows), len(tickers), rows[ticker])
     table = pd.DataFrame([rows[t] for t in tickers])
     return BatchResult(table, time.perf_counter() - started)
+
+
+def all_tickers(source: str) -> list[str]:
+    """Every ticker of a long multi-ticker file, in file order."""
+    from marketcast.panel import read_long
+
+    raw, column = read_long(source)
+    return list(raw[column].astype(str).str.strip().unique())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketcast.errors import MarketcastError
+from marketcast.progress import CountProgress, EpochProgress
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -118,7 +119,7 @@ def run(config) -> None:
     if config.data.tickers:
         _run_global(config)
         return
-    with _progress() as callback:
+    with EpochProgress(err) as callback:
         result = run_api(config, callback=callback)
     _print_scores(result.evaluation)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
@@ -135,7 +136,7 @@ def train(config) -> None:
     from marketcast.api import train as train_api
     from marketcast.api import write_run
 
-    with _progress() as callback:
+    with EpochProgress(err) as callback:
         trained = train_api(config, callback=callback)
     path = write_run(trained, None, None, 0.0)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
@@ -160,7 +161,7 @@ def backtest(config) -> None:
 def _run_global(config) -> None:
     from marketcast.api import run_global
 
-    with _progress() as callback, _counter("tickers scored") as on_ticker:
+    with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker)
     table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
     for heading in ("Theil's U", "q1", "median", "q3"):
@@ -199,8 +200,8 @@ def batch(tickers, ray_address, output, job) -> None:
     config = _resolve_config(command.callback.config_specs, params.pop("config_path"), params)
     if config.data.tickers:
         raise ConfigError("give the tickers to batch (--tickers before --), not to the job")
-    names = _ticker_list(tickers, config.data.source)
-    with _counter("tickers done") as on_done:
+    names = [t.strip() for t in tickers.split(",") if t.strip()]
+    with CountProgress(err, "tickers done") as on_done:
         result = batch_api(config, names, name, ray_address,
                            on_done=None if on_done is None else lambda d, n, _: on_done(d, n))
     table = result.table
@@ -213,22 +214,12 @@ def batch(tickers, ray_address, output, job) -> None:
         from marketcast.artifacts import write_csv
 
         write_csv(Path(output), table)
-        out.print(f"results table: {output}")
+        out.print(f"results table: {output}", soft_wrap=True)
     out.print(f"{len(table) - len(result.failed)} of {len(table)} tickers done "
               f"({result.seconds:.1f} s)")
     if len(result.failed):
         raise BatchError(f"{len(result.failed)} of {len(table)} tickers failed "
                          f"({', '.join(result.failed['ticker'])}); see the table above")
-
-
-def _ticker_list(tickers: str, source: str) -> list[str]:
-    names = [t.strip() for t in tickers.split(",") if t.strip()]
-    if [n.lower() for n in names] != ["all"]:
-        return names
-    from marketcast.panel import read_long
-
-    raw, column = read_long(source)
-    return list(raw[column].astype(str).str.strip().unique())
 
 
 TUNE_OPTIONS = [
@@ -261,43 +252,19 @@ def _tune_options(func):
 @_tune_options
 def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> None:
     """Search LSTM settings on the validation period (never the test period)."""
+    from marketcast.tune import parse_space
     from marketcast.tune import tune as tune_api
 
-    space = _search_space(ranges)
-    with _counter("trials", best=True) as on_trial:
+    space = parse_space(ranges)
+    with CountProgress(err, "trials", best=True) as on_trial:
         result = tune_api(config, trials, space, backend, output, ray_address, timeout,
                           on_trial)
     columns = [(c, c.replace("_", " "), "{:.4g}" if result.trials[c].dtype.kind == "f" else "{}")
                for c in result.trials.columns]
     out.print(_table(f"{len(result.trials)} trials ({backend})", result.trials, columns))
     out.print(f"best validation loss {result.best_value:.6g}; best configuration: "
-              f"{result.path}  ({result.seconds:.1f} s)")
-    out.print(f"repeat it with: marketcast run --config {result.path}")
-
-
-def _search_space(ranges: dict):
-    from marketcast.errors import ConfigError
-    from marketcast.tune import SearchSpace
-
-    def numbers(flag: str, text: str, kind, pair: bool) -> tuple:
-        try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers") from None
-        if not values or pair and (len(values) != 2 or values[0] > values[1]):
-            raise ConfigError(f"{flag} {text!r}: expected MIN,MAX with MIN <= MAX")
-        return values
-
-    r = ranges
-    return SearchSpace(
-        lookback=numbers("--lookback-range", r["lookback_range"], int, True),
-        layers=numbers("--layers-range", r["layers_range"], int, True),
-        units=numbers("--units-range", r["units_range"], int, True),
-        dropout=numbers("--dropout-range", r["dropout_range"], float, True),
-        batch_sizes=numbers("--batch-sizes", r["batch_sizes"], int, False),
-        learning_rate=numbers("--learning-rate-range", r["learning_rate_range"], float, True),
-        max_epochs=numbers("--epochs-range", r["epochs_range"], int, True),
-    )
+              f"{result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
+    out.print(f"repeat it with: marketcast run --config {result.path}", soft_wrap=True)
 
 
 @cli.command()
@@ -398,60 +365,6 @@ def _fmt(fmt: str, value) -> str:
     if isinstance(value, float) and value != value:
         return "-"
     return fmt.format(value)
-
-
-class _progress:
-    """Rich progress bar for training epochs on stderr, started by the first epoch; nothing
-    is drawn when stderr is not a terminal."""
-
-    def __enter__(self):
-        self.bar = None
-        return self.callback if err.is_terminal else None
-
-    def callback(self, log, max_epochs: int) -> None:
-        if self.bar is None:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                                TextColumn("{task.description}"), TimeElapsedColumn(),
-                                console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("", total=max_epochs)
-        self.bar.update(self.task, completed=log.epoch,
-                        description=f"train {log.train_loss:.5f}  val {log.val_loss:.5f}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
-
-
-class _counter:
-    """Rich progress bar of ``done/total`` jobs on stderr (with the best value so far when
-    ``best``); nothing is drawn, and the callback is None, when stderr is not a terminal."""
-
-    def __init__(self, label: str, best: bool = False):
-        self.label, self.best, self.bar = label, best, None
-
-    def __enter__(self):
-        return self.callback if err.is_terminal else None
-
-    def callback(self, done: int, total: int, best: float | None = None) -> None:
-        if self.bar is None:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn(f"{self.label} {{task.completed}}/{{task.total}}"),
-                                BarColumn(), TextColumn("{task.description}"),
-                                TimeElapsedColumn(), console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("", total=total)
-        text = f"best {best:.6g}" if self.best and best is not None else ""
-        self.bar.update(self.task, completed=done, description=text)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 class _NoteHandler(logging.Handler):

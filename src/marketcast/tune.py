@@ -10,7 +10,10 @@ of earlier trials are pruned. The best settings are written as a complete TOML c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import io
 import math
 import tempfile
 import time
@@ -59,6 +62,31 @@ class TuneResult:
 
 
 TrialCallback = Callable[[int, int, float], None]  # (trials done, total, best so far)
+
+
+def parse_space(ranges: dict[str, str]) -> SearchSpace:
+    """A SearchSpace from command-line text: ``{"units_range": "16,128", ...,
+    "batch_sizes": "32,64"}`` (keys are the ``tune`` flags, underscored)."""
+
+    def numbers(key: str, kind, pair: bool) -> tuple:
+        flag, text = "--" + key.replace("_", "-"), ranges[key]
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers") from None
+        if not values or pair and (len(values) != 2 or values[0] > values[1]):
+            raise ConfigError(f"{flag} {text!r}: expected MIN,MAX with MIN <= MAX")
+        return values
+
+    return SearchSpace(
+        lookback=numbers("lookback_range", int, True),
+        layers=numbers("layers_range", int, True),
+        units=numbers("units_range", int, True),
+        dropout=numbers("dropout_range", float, True),
+        batch_sizes=numbers("batch_sizes", int, False),
+        learning_rate=numbers("learning_rate_range", float, True),
+        max_epochs=numbers("epochs_range", int, True),
+    )
 
 
 def validation_data(config: Config) -> tuple[Series, Split]:
@@ -171,19 +199,18 @@ def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_tria
 
 
 def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
+    from marketcast.distributed import ray_session, require_ray
+
+    require_ray()
     import optuna
     from ray import tune as ray_tune
     from ray.tune.schedulers import MedianStoppingRule
     from ray.tune.search.optuna import OptunaSearch
 
-    from marketcast.distributed import ray_session
-
     with ray_session(address), tempfile.TemporaryDirectory(prefix="marketcast-tune-") as tmp:
-        def define_by_run(trial) -> None:
-            suggest(trial, space)
-
         searcher = OptunaSearch(
-            space=define_by_run, metric=METRIC, mode="min",
+            # A partial of a module function: Ray pickles the searcher with its space.
+            space=functools.partial(_define_by_run, space=space), metric=METRIC, mode="min",
             sampler=optuna.samplers.TPESampler(seed=config.train.seed),
         )
         trainable = ray_tune.with_resources(
@@ -192,7 +219,10 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
         )
         tuner = ray_tune.Tuner(
             trainable,
+            # The metric goes to the scheduler through TuneConfig; the searcher, built with
+            # its own space, keeps the one it was given.
             tune_config=ray_tune.TuneConfig(
+                metric=METRIC, mode="min",
                 search_alg=searcher, num_samples=n_trials, time_budget_s=timeout,
                 scheduler=MedianStoppingRule(time_attr="training_iteration", grace_period=2,
                                              min_samples_required=3),
@@ -200,7 +230,9 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
             run_config=ray_tune.RunConfig(storage_path=tmp, name="marketcast-tune", verbose=0,
                                           callbacks=[_ray_progress(n_trials, on_trial)]),
         )
-        grid = tuner.fit()
+        # Ray Tune prints its own tables to stdout; ours is the table the command prints.
+        with contextlib.redirect_stdout(io.StringIO()):
+            grid = tuner.fit()
         if all(r.error is not None for r in grid):
             raise ConfigError(f"every Ray Tune trial failed; first error: {grid[0].error}")
         best = grid.get_best_result(metric=METRIC, mode="min")
@@ -209,6 +241,10 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
     trials = frame.rename(columns={**columns, METRIC: "value"})
     trials = trials[["value", *[c for c in columns.values() if c in trials.columns]]]
     return dict(best.config), float(best.metrics[METRIC]), trials.reset_index(drop=True)
+
+
+def _define_by_run(trial, space: SearchSpace) -> None:
+    suggest(trial, space)
 
 
 def _ray_trial(params: dict, seen: Series, split: Split, base: Config) -> None:
