@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_config
-from test_cli import cli
+from test_cli import assert_one_line_error, cli
 
 from marketcast.api import run_global
 from marketcast.global_model import summarize_tickers
@@ -60,3 +60,10 @@ def test_run_tickers_command(capsys, long_csv, tmp_path):
     assert code == 0, out
     assert "global LSTM over 2 tickers: median Theil's U" in out
     assert (tmp_path / "runs" / "g" / "per_ticker.csv").is_file()
+
+
+def test_ticker_and_tickers_together_is_an_error(capsys, long_csv, tmp_path):
+    code, _, err = cli(capsys, "run", "--data", str(long_csv), "--tickers", "all",
+                       "--ticker", "AAA", "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(code, err, "not both")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -110,3 +110,16 @@ def test_real_long_file(tmp_path):
     assert aapl.y[0] == pytest.approx(67.8542) and pd.Timestamp("2013-02-08") == aapl.dates[0]
     pooled = pool(panel, config)
     assert len(pooled.Z) == 2 * panel.splits["AAPL"].test_start
+
+
+def test_load_panel_date_bounds(long_csv, tmp_path):
+    config = panel_config(long_csv, tmp_path)
+    later = dataclasses.replace(config, data=dataclasses.replace(config.data, start="2015-03-02",
+                                                                 end="2015-09-30"))
+    panel = load_panel(later)
+    for one in panel.series.values():
+        assert one.dates[0] == pd.Timestamp("2015-03-02")
+        assert one.dates[-1] == pd.Timestamp("2015-09-30")
+    bad = dataclasses.replace(config, data=dataclasses.replace(config.data, start="soon"))
+    with pytest.raises(DataError, match="--start 'soon' is not a date"):
+        load_panel(bad)

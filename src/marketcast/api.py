@@ -13,7 +13,7 @@ import pandas as pd
 from marketcast import artifacts, plots
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
-from marketcast.errors import ArtifactError, DataError
+from marketcast.errors import ArtifactError, ConfigError, DataError
 from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
@@ -203,6 +203,8 @@ def run_global(config: Config, callback: Callback | None = None,
     )
     from marketcast.panel import load_panel, parse_tickers, pool
 
+    if config.data.ticker:
+        raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
     started = time.perf_counter()
     panel = load_panel(config, parse_tickers(config.data.tickers))
     pooled = pool(panel, config)

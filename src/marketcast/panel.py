@@ -107,6 +107,7 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
     groups = {name: rows for name, rows in raw.groupby(names, sort=False).groups.items()}
     wanted = list(groups) if tickers is None else list(tickers)
     numeric = [c for c in raw.columns if c not in ("date", ticker_col)]
+    first, last = _bound(d.start, "start"), _bound(d.end, "end")
     series, splits, skipped = {}, {}, {}
     for ticker in wanted:
         if ticker not in groups:
@@ -115,14 +116,8 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
         rows = raw.loc[groups[ticker]]
         frame = rows[numeric].apply(pd.to_numeric, errors="coerce")
         frame.index = pd.DatetimeIndex(rows["date"], name="date")
+        frame = frame.loc[(frame.index >= first) & (frame.index <= last)]
         try:
-            if d.start or d.end:
-                keep = np.ones(len(frame), dtype=bool)
-                if d.start:
-                    keep &= frame.index >= pd.Timestamp(d.start)
-                if d.end:
-                    keep &= frame.index <= pd.Timestamp(d.end)
-                frame = frame.loc[keep]
             frame = validate_prices(frame, target=d.target, features=d.features, fill=d.fill)
             one = series_from_frame(frame, d.target, d.features)
             splits[ticker] = split_series(one, config)
@@ -133,6 +128,15 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
         reasons = "; ".join(f"{t}: {why}" for t, why in list(skipped.items())[:3])
         raise DataError(f"no usable ticker in {d.source} ({reasons})")
     return Panel(series, splits, skipped)
+
+
+def _bound(value: str | None, name: str) -> pd.Timestamp:
+    if value is None:
+        return pd.Timestamp.min if name == "start" else pd.Timestamp.max
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def pool(panel: Panel, config: Config) -> Pooled:
