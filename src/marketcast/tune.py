@@ -17,6 +17,7 @@ import io
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,9 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
                                           callbacks=[_ray_progress(n_trials, on_trial)]),
         )
         # Ray Tune prints its own tables to stdout; ours is the table the command prints.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # Its Optuna searcher reports a trial's last result twice, which Optuna warns about.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The reported value is ignored", UserWarning)
             grid = tuner.fit()
         if all(r.error is not None for r in grid):
             raise ConfigError(f"every Ray Tune trial failed; first error: {grid[0].error}")
