@@ -205,8 +205,11 @@ def batch(tickers, ray_address, output, job) -> None:
         result = batch_api(config, names, name, ray_address,
                            on_done=None if on_done is None else lambda d, n, _: on_done(d, n))
     table = result.table
+    # Theil's U and DM p-values fit a terminal; every column is in the CSV (--output).
+    shown = ["ticker", "status", "seconds"] + [
+        c for c in table.columns if c.startswith(("theils_u_", "dm_p_"))]
     columns = [(c, c.replace("_", " "), "{:.4g}" if table[c].dtype.kind == "f" else "{}")
-               for c in table.columns if c not in ("error", "path")]
+               for c in shown]
     out.print(_table(f"batch {name}: {len(table)} tickers", table, columns))
     for row in result.failed.itertuples():
         out.print(f"failed: {row.ticker}: {row.error}", soft_wrap=True)
