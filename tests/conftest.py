@@ -91,3 +91,25 @@ def assert_same_run(a, b):
     losses_a, losses_b = ([line.rsplit(",", 1)[0] for line in (p / "loss_history.csv")
                            .read_text().splitlines()] for p in (a, b))  # all but seconds
     assert losses_a == losses_b
+
+
+def long_prices(tickers=("AAA", "BBB", "CCC"), n: int = 200) -> pd.DataFrame:
+    """A long multi-ticker frame (date, open, high, low, close, volume, Name) like the
+    all_stocks_5yr file: one synthetic random walk per ticker, seeds 0, 1, 2, ..."""
+    frames = []
+    for seed, ticker in enumerate(tickers):
+        one = synthetic_prices(n, seed=seed)
+        frames.append(pd.DataFrame({
+            "date": one["Date"], "open": one["Open"], "high": one["High"], "low": one["Low"],
+            "close": one["Close"], "volume": one["Volume"], "Name": ticker,
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def long_csv(tmp_path: Path) -> Path:
+    """Three tickers of 200 days and one (SHORT) of 12: too short for any split."""
+    path = tmp_path / "long.csv"
+    frame = pd.concat([long_prices(), long_prices(("SHORT",), n=12)], ignore_index=True)
+    frame.to_csv(path, index=False)
+    return path

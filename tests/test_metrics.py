@@ -83,3 +83,9 @@ def test_autocorrelation_and_ljung_box_match_statsmodels():
     assert q == pytest.approx(expected["lb_stat"].iloc[0], rel=1e-12)
     assert p == pytest.approx(expected["lb_pvalue"].iloc[0], rel=1e-10)
     assert ljung_box(np.sin(np.arange(60)), 8)[1] < 1e-6  # a clear pattern is caught
+
+
+def test_scores_by_step_keep_integer_steps():
+    scores = accuracy(table([10.5, 11.5, 11.5, 12.0]), by_step=True)
+    assert scores["step"].tolist() == [1, 1]
+    assert scores["step"].dtype.kind == "i"

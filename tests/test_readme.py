@@ -18,7 +18,7 @@ def commands(group=cli, prefix=()):
 
 def test_every_command_is_documented_and_has_help(capsys):
     assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data",
-                                 "report"}
+                                 "report", "batch", "tune"}
     assert set(cli.commands["data"].commands) == {"download", "list", "check"}
     for words, _ in commands():
         name = " ".join(words)

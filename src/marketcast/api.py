@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from marketcast import artifacts, checkpoint, plots
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
 from marketcast.data.quality import note_quality
-from marketcast.errors import ArtifactError, DataError
+from marketcast.errors import ArtifactError, ConfigError, DataError
 from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
@@ -200,6 +201,66 @@ def run(config: Config | None = None, callback: Callback | None = None,
         seconds = time.perf_counter() - started
         path = write_run(trained, evaluation, future, seconds, session.runs_dir, session.name)
     return RunResult(path, trained, evaluation, future, seconds)
+
+
+@dataclass
+class GlobalRunResult:
+    """A global model's run folder, per-ticker scores, their summary and skipped tickers."""
+
+    path: Path
+    per_ticker: pd.DataFrame
+    summary: dict
+    verdict: str
+    skipped: dict[str, str]
+    history: pd.DataFrame
+    seconds: float
+
+
+def run_global(config: Config, callback: Callback | None = None,
+               on_ticker: Callable[[int, int], None] | None = None) -> GlobalRunResult:
+    """One LSTM on windows pooled from ``config.data.tickers`` of a long file.
+
+    Each ticker is scaled on its own training rows; every ticker's test period is scored
+    against naive and linear; the run folder holds ``per_ticker.csv``, ``skipped.csv``,
+    ``metrics.json`` (the distribution summary), ``loss_history.csv`` and ``config.toml``.
+    """
+    from marketcast.global_model import (
+        evaluate_tickers,
+        fit_global,
+        global_verdict,
+        summarize_tickers,
+    )
+    from marketcast.panel import load_panel, parse_tickers, pool
+
+    if config.data.ticker:
+        raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
+    started = time.perf_counter()
+    panel = load_panel(config, parse_tickers(config.data.tickers))
+    pooled = pool(panel, config)
+    fit = fit_global(pooled, config, callback)
+    per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
+    summary = summarize_tickers(per_ticker)
+    history = pd.DataFrame([vars(e) for e in fit.history])
+    skipped = pd.DataFrame({"ticker": list(panel.skipped), "reason": list(panel.skipped.values())})
+    seconds = time.perf_counter() - started
+    folder = artifacts.RunFolder(config.output.runs_dir, config.output.name, label="global")
+    try:
+        out = folder.path
+        artifacts.write_text(out / "config.toml", config_to_toml(config))
+        artifacts.write_csv(out / "per_ticker.csv", per_ticker)
+        artifacts.write_csv(out / "skipped.csv", skipped)
+        artifacts.write_csv(out / "loss_history.csv", history)
+        artifacts.write_json(out / "metrics.json", {
+            **summary, "skipped": len(panel.skipped), "windows_train": len(pooled.train_origins),
+            "windows_val": len(pooled.val_origins), "best_epoch": fit.best_epoch,
+            "epochs_run": len(history), "wall_seconds": round(seconds, 2),
+        })
+        path = folder.finish()
+    except BaseException:
+        folder.discard()
+        raise
+    return GlobalRunResult(path, per_ticker, summary, global_verdict(summary), panel.skipped,
+                           history, seconds)
 
 
 def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,

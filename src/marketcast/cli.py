@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketcast.errors import MarketcastError
+from marketcast.progress import CountProgress, EpochProgress
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -91,22 +92,31 @@ def _config_options(func=None, *, extra=(), resumable=True):
 
     @functools.wraps(func)
     def wrapper(config_path, resume=None, **kwargs):
-        keys = {k.replace(".", "__"): k for _, k, _, _ in specs} | {"data__source": "data.source"}
-        overrides = {keys[k]: kwargs.pop(k) for k in list(kwargs) if k in keys}
         if not resumable:
-            from marketcast.config import load_config
-
-            return func(config=load_config(config_path, overrides), **kwargs)
+            return func(config=_resolve_config(specs, config_path, kwargs), **kwargs)
         if resume is None:
-            from marketcast.config import load_config
-
-            return func(config=load_config(config_path, overrides), resume=False, **kwargs)
+            config = _resolve_config(specs, config_path, kwargs)
+            return func(config=config, resume=False, **kwargs)
         from marketcast.checkpoint import resume_config
 
-        config, folder = resume_config(resume, config_path, overrides)
+        config, folder = resume_config(resume, config_path, _overrides(specs, kwargs))
         return func(config=config, resume=folder, **kwargs)
 
+    wrapper.config_specs = specs
     return wrapper
+
+
+def _overrides(specs, kwargs: dict) -> dict:
+    """Pop the setting flags out of ``kwargs`` as ``{"section.key": value}``."""
+    keys = {k.replace(".", "__"): k for _, k, _, _ in specs} | {"data__source": "data.source"}
+    return {keys[k]: kwargs.pop(k) for k in list(kwargs) if k in keys}
+
+
+def _resolve_config(specs, config_path, kwargs: dict):
+    """Pop the setting flags out of ``kwargs`` and resolve defaults < file < flags."""
+    from marketcast.config import load_config
+
+    return load_config(config_path, _overrides(specs, kwargs))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,13 +125,24 @@ def cli() -> None:
     """Stacked-LSTM stock forecasts, always compared with tomorrow = today."""
 
 
+GLOBAL_OPTIONS = [
+    ("--tickers", "data.tickers", str,
+     "Global model: `all` or comma-separated tickers of a long file, pooled into one LSTM."),
+]
+
+
 @cli.command()
-@_config_options
+@_config_options(extra=GLOBAL_OPTIONS)
 def run(config, resume) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
 
-    with _progress() as callback:
+    if config.data.tickers:
+        if resume:
+            raise click.UsageError("--resume works for one ticker; drop --tickers or --resume")
+        _run_global(config)
+        return
+    with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
     _print_scores(result.evaluation)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
@@ -138,7 +159,7 @@ def train(config, resume) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
     from marketcast.api import train_run
 
-    with _progress() as callback:
+    with EpochProgress(err) as callback:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
     out.print(f"run folder: {path}")
@@ -168,6 +189,118 @@ def report(run_dir) -> None:
     from marketcast.report import report as report_api
 
     _print_report(report_api(run_dir).parent)
+
+
+def _run_global(config) -> None:
+    from marketcast.api import run_global
+
+    with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
+        result = run_global(config, callback=callback, on_ticker=on_ticker)
+    table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
+    for heading in ("Theil's U", "q1", "median", "q3"):
+        table.add_column(heading, justify="right")
+    for model in ("lstm", "linear"):
+        u = result.summary[f"theils_u_{model}"]
+        table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
+    out.print(table)
+    out.print(f"verdict: {result.verdict}", soft_wrap=True)
+    if result.skipped:
+        shown = ", ".join(list(result.skipped)[:5])
+        out.print(f"skipped {len(result.skipped)} tickers ({shown}); reasons in skipped.csv")
+    out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--tickers", required=True,
+              help="Comma-separated tickers of a long file, or `all`; one job each.")
+@click.option("--ray-address", default=None,
+              help="Address of a running Ray cluster (default: start Ray locally).")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the results table to this CSV file.")
+@click.argument("job", nargs=-1, type=click.UNPROCESSED, required=True)
+def batch(tickers, ray_address, output, job) -> None:
+    """One job per ticker on Ray: marketcast batch --tickers A,B -- run|backtest [options]."""
+    from marketcast.batch import COMMANDS
+    from marketcast.batch import batch as batch_api
+    from marketcast.errors import BatchError, ConfigError
+
+    name, args = job[0], list(job[1:])
+    if name not in COMMANDS:
+        raise ConfigError(f"batch runs {' or '.join(COMMANDS)} jobs, not {name!r}; "
+                          "e.g. marketcast batch --tickers A,B -- run --epochs 5")
+    command = cli.commands[name]
+    params = dict(command.make_context(name, args).params)
+    config = _resolve_config(command.callback.config_specs, params.pop("config_path"), params)
+    if config.data.tickers:
+        raise ConfigError("give the tickers to batch (--tickers before --), not to the job")
+    names = [t.strip() for t in tickers.split(",") if t.strip()]
+    with CountProgress(err, "tickers done") as on_done:
+        result = batch_api(config, names, name, ray_address,
+                           on_done=None if on_done is None else lambda d, n, _: on_done(d, n))
+    table = result.table
+    # Theil's U and DM p-values fit a terminal; every column is in the CSV (--output).
+    shown = ["ticker", "status", "seconds"] + [
+        c for c in table.columns if c.startswith(("theils_u_", "dm_p_"))]
+    columns = [(c, c.replace("_", " "), "{:.4g}" if table[c].dtype.kind == "f" else "{}")
+               for c in shown]
+    out.print(_table(f"batch {name}: {len(table)} tickers", table, columns))
+    for row in result.failed.itertuples():
+        out.print(f"failed: {row.ticker}: {row.error}", soft_wrap=True)
+    if output:
+        from marketcast.artifacts import write_csv
+
+        write_csv(Path(output), table)
+        out.print(f"results table: {output}", soft_wrap=True)
+    out.print(f"{len(table) - len(result.failed)} of {len(table)} tickers done "
+              f"({result.seconds:.1f} s)")
+    if len(result.failed):
+        raise BatchError(f"{len(result.failed)} of {len(table)} tickers failed "
+                         f"({', '.join(result.failed['ticker'])}); see the table above")
+
+
+TUNE_OPTIONS = [
+    ("--trials", int, 20, "Number of trials."),
+    ("--backend", click.Choice(["optuna", "ray"]), "optuna",
+     "optuna (in this process) or ray (Ray Tune with the Optuna searcher)."),
+    ("--output", click.Path(dir_okay=False), "best_config.toml",
+     "Where to write the best configuration (TOML for run --config)."),
+    ("--timeout", float, None, "Stop starting trials after this many seconds."),
+    ("--ray-address", str, None, "Ray cluster address for --backend ray (default: local)."),
+    ("--lookback-range", str, "10,120", "Lookback searched, MIN,MAX."),
+    ("--layers-range", str, "1,3", "Layers searched, MIN,MAX."),
+    ("--units-range", str, "16,128", "Units per layer searched, MIN,MAX."),
+    ("--dropout-range", str, "0,0.5", "Dropout searched, MIN,MAX."),
+    ("--batch-sizes", str, "32,64,128,256", "Batch sizes searched, a list."),
+    ("--learning-rate-range", str, "0.0001,0.01", "Learning rate searched (log), MIN,MAX."),
+    ("--epochs-range", str, "10,100", "Maximum epochs searched, MIN,MAX."),
+]
+
+
+def _tune_options(func):
+    for flag, kind, default, help_text in reversed(TUNE_OPTIONS):
+        func = click.option(flag, type=kind, default=default, show_default=default is not None,
+                            help=help_text)(func)
+    return func
+
+
+@cli.command()
+@_config_options
+@_tune_options
+def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> None:
+    """Search LSTM settings on the validation period (never the test period)."""
+    from marketcast.tune import parse_space
+    from marketcast.tune import tune as tune_api
+
+    space = parse_space(ranges)
+    with CountProgress(err, "trials", best=True) as on_trial:
+        result = tune_api(config, trials, space, backend, output, ray_address, timeout,
+                          on_trial)
+    columns = [(c, c.replace("_", " "), "{:.4g}" if result.trials[c].dtype.kind == "f" else "{}")
+               for c in result.trials.columns]
+    out.print(_table(f"{len(result.trials)} trials ({backend})", result.trials, columns))
+    out.print(f"best validation loss {result.best_value:.6g}; best configuration: "
+              f"{result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
+    out.print(f"repeat it with: marketcast run --config {result.path}", soft_wrap=True)
 
 
 @cli.command()
@@ -386,32 +519,6 @@ def _fmt(fmt: str, value) -> str:
     if isinstance(value, float) and value != value:
         return "-"
     return fmt.format(value)
-
-
-class _progress:
-    """Rich progress bar for training epochs on stderr, started by the first epoch; nothing
-    is drawn when stderr is not a terminal."""
-
-    def __enter__(self):
-        self.bar = None
-        return self.callback if err.is_terminal else None
-
-    def callback(self, log, max_epochs: int) -> None:
-        if self.bar is None:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
-                                TextColumn("{task.description}"), TimeElapsedColumn(),
-                                console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("", total=max_epochs)
-        self.bar.update(self.task, completed=log.epoch,
-                        description=f"train {log.train_loss:.5f}  val {log.val_loss:.5f}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 class _NoteHandler(logging.Handler):

@@ -29,6 +29,9 @@ class DataConfig:
     source: str = "sp500"
     # Which ticker to keep from a multi-ticker (long) file; required when it holds several.
     ticker: str | None = None
+    # Global model: "all" or a list of tickers of a long file, pooled into one LSTM;
+    # empty for the single-series run.
+    tickers: tuple[str, ...] = ()
     # First and last date kept (inclusive). None: sp500 starts 2010-01-01, files at their start.
     start: str | None = None
     end: str | None = None

@@ -30,3 +30,13 @@ class ArtifactError(MarketcastError):
 
 class TrainingError(MarketcastError):
     """Training diverged (NaN or infinite loss)."""
+
+
+class MissingDependencyError(MarketcastError):
+    """An optional dependency (an extra such as ``marketcast[ray]``) is not installed."""
+
+
+class BatchError(MarketcastError):
+    """Some per-ticker jobs of a batch failed; the others finished and were reported."""
+
+    exit_code = 1

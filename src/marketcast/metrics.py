@@ -35,7 +35,8 @@ def accuracy(
     for key, group in table.groupby(keys, sort=False):
         scores = _scores(group, _benchmark_errors(group, table), scale)
         scores["mape"] = scores["mape"] if space == "price" else np.nan
-        rows.append({**dict(zip(keys, np.atleast_1d(key), strict=True)), **scores})
+        key = key if isinstance(key, tuple) else (key,)  # keep each key's own type
+        rows.append({**dict(zip(keys, key, strict=True)), **scores})
     return pd.DataFrame(rows)
 
 

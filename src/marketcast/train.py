@@ -37,6 +37,9 @@ class EpochLog:
 
 Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
 
+# Validation windows per forward pass: bounds memory whatever the number of tickers.
+VAL_CHUNK = 4096
+
 
 @dataclass
 class TrainState:
@@ -63,9 +66,12 @@ def fit_network(
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
-    The best epoch is the one with the lowest validation loss (weights restored to it), or
-    the last epoch when there are no validation origins. With ``checkpoints``, training
-    continues from the last saved epoch and saves a checkpoint after every epoch.
+    Origins are row indices of ``Z``; a pooled array of many tickers (see
+    :mod:`marketcast.panel`) works as long as every origin's window and targets stay inside
+    its own ticker's rows. The best epoch is the one with the lowest validation loss
+    (weights restored to it), or the last epoch when there are no validation origins. With
+    ``checkpoints``, training continues from the last saved epoch and saves a checkpoint
+    after every epoch.
     """
     inputs = torch.from_numpy(np.ascontiguousarray(Z))
     windows = inputs.unfold(0, lookback, 1)  # (T-L+1, F, L) view
@@ -75,7 +81,7 @@ def fit_network(
         return windows[origins - lookback + 1].transpose(1, 2), targets[origins + 1]
 
     train_idx = torch.from_numpy(train_origins)
-    val_x, val_y = batch(torch.from_numpy(val_origins)) if len(val_origins) else (None, None)
+    val_idx = torch.from_numpy(val_origins)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     loss_fn = nn.MSELoss()
@@ -98,15 +104,13 @@ def fit_network(
             optimizer.step()
             total += loss.item() * len(x)
         val_loss = math.nan
-        if val_x is not None:
-            net.eval()
-            with torch.inference_mode():
-                val_loss = loss_fn(net(val_x), val_y).item()
+        if len(val_idx):
+            val_loss = _validation_loss(net, batch, val_idx, horizon)
             _check_finite(val_loss, "validation", epoch)
         log = EpochLog(epoch, total / len(order), val_loss, time.perf_counter() - started)
         state.epoch = epoch
         state.history.append(log)
-        if val_x is None:
+        if not len(val_idx):
             state.best_epoch = epoch
         elif val_loss < state.best_loss:
             state.best_loss, state.best_epoch, state.waited = val_loss, epoch, 0
@@ -121,6 +125,19 @@ def fit_network(
         net.load_state_dict(state.best_weights)
     net.eval()
     return state.history, state.best_epoch
+
+
+def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int) -> float:
+    """Mean squared error over the validation windows, in chunks: the pooled validation set
+    of a global model has ~10^5 windows, and one pass over all of them would hold every LSTM
+    activation at once."""
+    net.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for start in range(0, len(val_idx), VAL_CHUNK):
+            x, y = batch(val_idx[start : start + VAL_CHUNK])
+            total += nn.functional.mse_loss(net(x), y, reduction="sum").item()
+    return total / (len(val_idx) * horizon)
 
 
 def _check_finite(loss: float, kind: str, epoch: int) -> None:

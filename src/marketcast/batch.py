@@ -1,0 +1,126 @@
+"""One job per ticker (``run`` or ``backtest``) in parallel on Ray, gathered into one table.
+
+A job that fails (bad data, too few rows, a crash) becomes a row with ``status`` "error" and
+its message; the other jobs are unaffected. Each job is the ordinary single-ticker command
+with ``data.ticker`` set, so its run folder is the one that command writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from marketcast.config import Config
+from marketcast.distributed import ray_session
+from marketcast.errors import ConfigError, MarketcastError
+
+COMMANDS = ("run", "backtest")
+
+
+@dataclass
+class BatchResult:
+    """``table``: one row per ticker (``ticker, status, error, seconds, path`` then scores)."""
+
+    table: pd.DataFrame
+    seconds: float
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.table[self.table["status"] == "error"]
+
+
+def job_config(config: Config, ticker: str) -> Config:
+    """The single-ticker configuration of one job; a named run gets the ticker appended."""
+    name = config.output.name
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, ticker=ticker, tickers=()),
+        output=dataclasses.replace(config.output, name=f"{name}-{ticker}" if name else None),
+    )
+
+
+def run_job(config: Config, ticker: str, command: str) -> dict:
+    """Run one ticker's job; our own errors become an error row instead of an exception."""
+    started = time.perf_counter()
+    row = {"ticker": ticker, "status": "ok", "error": "", "seconds": 0.0, "path": ""}
+    try:
+        if command == "run":
+            from marketcast.api import run
+
+            result = run(job_config(config, ticker))
+            scores = result.evaluation.scores
+        else:
+            from marketcast.backtest import backtest
+
+            result = backtest(job_config(config, ticker))
+            # metrics.accuracy(by_step=True) returns step as text; compare as numbers.
+            scores = result.scores[result.scores["step"] == 1]
+        row["path"] = str(result.path)
+        for score in scores.itertuples():
+            row[f"rmse_{score.model}"] = score.rmse
+            if score.model != "naive":
+                row[f"theils_u_{score.model}"] = score.theils_u
+                row[f"dm_p_{score.model}"] = score.dm_p_value
+    except MarketcastError as exc:
+        row.update(status="error", error=str(exc))
+    row["seconds"] = round(time.perf_counter() - started, 2)
+    return row
+
+
+def batch(
+    config: Config,
+    tickers: Sequence[str],
+    command: str = "run",
+    address: str | None = None,
+    on_done: Callable[[int, int, dict], None] | None = None,
+) -> BatchResult:
+    """Run ``command`` for every ticker as one Ray task each (1 CPU per task).
+
+    Ray starts locally with the machine's CPUs unless ``address`` names a cluster (or Ray
+    is already initialised in this process). ``["all"]`` is every ticker of the long file
+    ``config.data.source``. Rows come back in ``tickers`` order.
+    ``on_done(done, total, row)`` is called as each job finishes.
+    """
+    if command not in COMMANDS:
+        raise ConfigError(f"batch runs {' or '.join(COMMANDS)}, not {command!r}")
+    if not tickers:
+        raise ConfigError("batch needs at least one ticker; pass --tickers A,B,...")
+    if [t.lower() for t in tickers] == ["all"]:
+        tickers = all_tickers(config.data.source)
+    started = time.perf_counter()
+    with ray_session(address) as ray:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        pending = {task.remote(config, t, command): t for t in tickers}
+        rows = {}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ticker = pending.pop(ready[0])
+            try:
+                rows[ticker] = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:
+                # A crash that is not one of our errors (a bug, a killed worker) is still
+                # only this ticker's failure.
+                rows[ticker] = {"ticker": ticker, "status": "error", "error": _first_line(exc),
+                                "seconds": float("nan"), "path": ""}
+            if on_done is not None:
+                on_done(len(rows), len(tickers), rows[ticker])
+    table = pd.DataFrame([rows[t] for t in tickers])
+    return BatchResult(table, time.perf_counter() - started)
+
+
+def all_tickers(source: str) -> list[str]:
+    """Every ticker of a long multi-ticker file, in file order."""
+    from marketcast.panel import read_long
+
+    raw, column = read_long(source)
+    return list(raw[column].astype(str).str.strip().unique())
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"

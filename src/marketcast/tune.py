@@ -1,0 +1,282 @@
+"""Hyperparameter search on the validation period: Optuna here, or Ray Tune past one process.
+
+The test period is cut off before any trial exists: :func:`validation_data` loads the
+series, splits it and keeps only the rows before the test period, and every trial trains
+and validates on those rows alone. The objective is the LSTM's best validation loss (scaled
+MSE at the early-stopping epoch); trials whose validation loss per epoch trails the median
+of earlier trials are pruned. The best settings are written as a complete TOML config that
+``marketcast run --config`` accepts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast import artifacts
+from marketcast.config import Config, config_to_toml
+from marketcast.errors import ConfigError
+from marketcast.pipeline import Series, load_series, split_series
+from marketcast.windows import Split
+
+BACKENDS = ("optuna", "ray")
+METRIC = "best_val_loss"
+# The settings searched: model.lookback/layers/units/dropout, train.batch_size/
+# learning_rate/max_epochs.
+PARAMS = ("lookback", "layers", "units", "dropout", "batch_size", "learning_rate", "max_epochs")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ranges searched (inclusive); integers uniform, learning rate log-uniform."""
+
+    lookback: tuple[int, int] = (10, 120)
+    layers: tuple[int, int] = (1, 3)
+    units: tuple[int, int] = (16, 128)
+    dropout: tuple[float, float] = (0.0, 0.5)
+    batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    learning_rate: tuple[float, float] = (1e-4, 1e-2)
+    max_epochs: tuple[int, int] = (10, 100)
+
+
+@dataclass
+class TuneResult:
+    """``trials``: one row per trial (number, state, value, params); ``best_config`` is the
+    configuration written to ``path``."""
+
+    best_config: Config
+    best_value: float
+    trials: pd.DataFrame
+    path: Path
+    seconds: float
+
+
+TrialCallback = Callable[[int, int, float], None]  # (trials done, total, best so far)
+
+
+def parse_space(ranges: dict[str, str]) -> SearchSpace:
+    """A SearchSpace from command-line text: ``{"units_range": "16,128", ...,
+    "batch_sizes": "32,64"}`` (keys are the ``tune`` flags, underscored)."""
+
+    def numbers(key: str, kind, pair: bool) -> tuple:
+        flag, text = "--" + key.replace("_", "-"), ranges[key]
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers") from None
+        if not values or pair and (len(values) != 2 or values[0] > values[1]):
+            raise ConfigError(f"{flag} {text!r}: expected MIN,MAX with MIN <= MAX")
+        return values
+
+    return SearchSpace(
+        lookback=numbers("lookback_range", int, True),
+        layers=numbers("layers_range", int, True),
+        units=numbers("units_range", int, True),
+        dropout=numbers("dropout_range", float, True),
+        batch_sizes=numbers("batch_sizes", int, False),
+        learning_rate=numbers("learning_rate_range", float, True),
+        max_epochs=numbers("epochs_range", int, True),
+    )
+
+
+def validation_data(config: Config) -> tuple[Series, Split]:
+    """The rows before the test period and their split: everything a trial may see."""
+    _, series = load_series(config)
+    split = split_series(series, config)
+    if split.n_val == 0:
+        raise ConfigError("tuning needs a validation period; set --val-fraction above 0")
+    return series.head(split.test_start), split
+
+
+def suggest(trial, space: SearchSpace) -> dict:
+    """Draw one configuration from an Optuna trial (also Ray Tune's define-by-run space)."""
+    return {
+        "lookback": trial.suggest_int("lookback", *space.lookback),
+        "layers": trial.suggest_int("layers", *space.layers),
+        "units": trial.suggest_int("units", *space.units),
+        "dropout": trial.suggest_float("dropout", *space.dropout),
+        "batch_size": trial.suggest_categorical("batch_size", list(space.batch_sizes)),
+        "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+        "max_epochs": trial.suggest_int("max_epochs", *space.max_epochs),
+    }
+
+
+def apply_params(config: Config, params: dict) -> Config:
+    model = {k: params[k] for k in ("lookback", "layers", "units", "dropout") if k in params}
+    train = {k: params[k] for k in ("batch_size", "learning_rate", "max_epochs") if k in params}
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **model),
+                               train=dataclasses.replace(config.train, **train))
+
+
+def fit_trial(seen: Series, split: Split, config: Config, report: Callable[[int, float], None]
+              ) -> float:
+    """Train one LSTM on ``seen`` (no test rows); ``report(epoch, val_loss)`` after each
+    epoch may raise to stop it. Returns the best validation loss."""
+    import torch
+
+    from marketcast.models import LSTMForecaster
+
+    torch.set_num_threads(1)
+    model = LSTMForecaster(config.model, config.train)
+    model.fit(seen.y, seen.X, n_val=split.n_val,
+              callback=lambda log, _: report(log.epoch, log.val_loss))
+    return min(e.val_loss for e in model.history_)
+
+
+def tune(
+    config: Config,
+    n_trials: int = 20,
+    space: SearchSpace | None = None,
+    backend: str = "optuna",
+    output: str | Path = "best_config.toml",
+    address: str | None = None,
+    timeout: float | None = None,
+    on_trial: TrialCallback | None = None,
+) -> TuneResult:
+    """Search ``space`` for the settings with the lowest validation loss; write the best
+    configuration (``config`` with those settings) to ``output`` as TOML."""
+    space = space or SearchSpace()
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if n_trials < 1:
+        raise ConfigError("--trials must be at least 1")
+    started = time.perf_counter()
+    seen, split = validation_data(config)
+    offset = 1 if config.model.target_transform == "log_return" else 0
+    if space.lookback[1] + config.model.horizon + offset > split.n_train:
+        raise ConfigError(
+            f"the largest lookback searched ({space.lookback[1]}) does not fit the "
+            f"{split.n_train} training days; lower the upper bound of --lookback-range"
+        )
+    run = _tune_optuna if backend == "optuna" else _tune_ray
+    params, value, trials = run(seen, split, config, space, n_trials, address, timeout, on_trial)
+    best = apply_params(config, params)
+    path = Path(output)
+    artifacts.write_text(path, config_to_toml(best))
+    return TuneResult(best, value, trials, path, time.perf_counter() - started)
+
+
+def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_trial):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=config.train.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+    )
+
+    def objective(trial) -> float:
+        def report(epoch: int, val_loss: float) -> None:
+            trial.report(val_loss, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return fit_trial(seen, split, apply_params(config, suggest(trial, space)), report)
+
+    def progress(study, trial) -> None:
+        if on_trial is not None:
+            done = [t for t in study.trials if t.value is not None]
+            best = min((t.value for t in done), default=math.nan)
+            on_trial(len(study.trials), n_trials, best)
+
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[progress])
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise ConfigError("no trial completed; allow more trials or a longer --timeout")
+    trials = study.trials_dataframe(attrs=("number", "state", "value", "params"))
+    trials.columns = [c.removeprefix("params_") for c in trials.columns]
+    return study.best_params, study.best_value, trials
+
+
+def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
+    from marketcast.distributed import ray_session, require_ray
+
+    require_ray()
+    import optuna
+    from ray import tune as ray_tune
+    from ray.tune.schedulers import MedianStoppingRule
+    from ray.tune.search.optuna import OptunaSearch
+
+    with ray_session(address), tempfile.TemporaryDirectory(prefix="marketcast-tune-") as tmp:
+        searcher = OptunaSearch(
+            # A partial of a module function: Ray pickles the searcher with its space.
+            space=functools.partial(_define_by_run, space=space), metric=METRIC, mode="min",
+            sampler=optuna.samplers.TPESampler(seed=config.train.seed),
+        )
+        trainable = ray_tune.with_resources(
+            ray_tune.with_parameters(_ray_trial, seen=seen, split=split, base=config),
+            {"cpu": 1},
+        )
+        tuner = ray_tune.Tuner(
+            trainable,
+            # The metric goes to the scheduler through TuneConfig; the searcher, built with
+            # its own space, keeps the one it was given.
+            tune_config=ray_tune.TuneConfig(
+                metric=METRIC, mode="min",
+                search_alg=searcher, num_samples=n_trials, time_budget_s=timeout,
+                scheduler=MedianStoppingRule(time_attr="training_iteration", grace_period=2,
+                                             min_samples_required=3),
+            ),
+            run_config=ray_tune.RunConfig(storage_path=tmp, name="marketcast-tune", verbose=0,
+                                          callbacks=[_ray_progress(n_trials, on_trial)]),
+        )
+        # Ray Tune prints its own tables to stdout; ours is the table the command prints.
+        # Its Optuna searcher reports a trial's last result twice, which Optuna warns about.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The reported value is ignored", UserWarning)
+            grid = tuner.fit()
+        if all(r.error is not None for r in grid):
+            raise ConfigError(f"every Ray Tune trial failed; first error: {grid[0].error}")
+        best = grid.get_best_result(metric=METRIC, mode="min")
+        frame = grid.get_dataframe(filter_metric=METRIC, filter_mode="min")
+    columns = {f"config/{k}": k for k in PARAMS}
+    trials = frame.rename(columns={**columns, METRIC: "value"})
+    trials = trials[["value", *[c for c in columns.values() if c in trials.columns]]]
+    return dict(best.config), float(best.metrics[METRIC]), trials.reset_index(drop=True)
+
+
+def _define_by_run(trial, space: SearchSpace) -> None:
+    suggest(trial, space)
+
+
+def _ray_trial(params: dict, seen: Series, split: Split, base: Config) -> None:
+    from ray import tune as ray_tune
+
+    best = math.inf
+
+    def report(epoch: int, val_loss: float) -> None:
+        nonlocal best
+        best = min(best, val_loss)
+        ray_tune.report({METRIC: best, "val_loss": val_loss, "epoch": epoch})
+
+    fit_trial(seen, split, apply_params(base, params), report)
+
+
+def _ray_progress(n_trials: int, on_trial: TrialCallback | None):
+    """A Ray Tune callback forwarding (trials done, total, best so far) to ``on_trial``."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self):
+            self.done, self.best = 0, math.inf
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.done += 1
+            self.best = min(self.best, (trial.last_result or {}).get(METRIC, math.inf))
+            if on_trial is not None:
+                on_trial(self.done, n_trials, self.best)
+
+        on_trial_error = on_trial_complete
+
+    return Progress()

@@ -1,0 +1,125 @@
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA, long_prices, small_config
+
+from marketcast.errors import DataError
+from marketcast.panel import load_panel, parse_tickers, pool
+from marketcast.windows import WindowTransform
+
+
+def panel_config(source, tmp_path, tickers=("all",), **model):
+    config = small_config(source, tmp_path / "runs", **model)
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, tickers=tickers))
+
+
+def test_parse_tickers():
+    assert parse_tickers(("all",)) is None
+    assert parse_tickers((" aapl", "MSFT", "aapl")) == ["AAPL", "MSFT"]
+    with pytest.raises(DataError, match="--tickers is empty"):
+        parse_tickers(("",))
+
+
+def test_load_panel_skips_and_records_unusable_tickers(long_csv, tmp_path):
+    config = panel_config(long_csv, tmp_path)
+    panel = load_panel(config)
+    assert panel.tickers == ["AAA", "BBB", "CCC"]
+    assert list(panel.skipped) == ["SHORT"] and "too few" in panel.skipped["SHORT"]
+    assert panel.splits["AAA"].n_train == 140 and panel.splits["AAA"].n_test == 30
+    chosen = load_panel(config, ["CCC", "NOPE"])
+    assert chosen.tickers == ["CCC"] and "not in" in chosen.skipped["NOPE"]
+    expected = long_prices()
+    np.testing.assert_allclose(chosen.series["CCC"].y, expected.loc[400:, "close"].to_numpy())
+    with pytest.raises(DataError, match="no usable ticker"):
+        load_panel(config, ["SHORT"])
+
+
+def test_pooled_origins_stay_inside_their_ticker(long_csv, tmp_path):
+    config = panel_config(long_csv, tmp_path)
+    panel = load_panel(config)
+    pooled = pool(panel, config)
+    lookback, h = config.model.lookback, config.model.horizon
+    assert pooled.Z.dtype == np.float32
+    assert pooled.starts.tolist() == [0, 170, 340, 510]  # 200 rows minus 30 test rows each
+    block = np.searchsorted(pooled.starts, pooled.train_origins, side="right") - 1
+    first_row = pooled.train_origins - lookback + 1
+    assert (first_row >= pooled.starts[block] + 1).all()  # after the NaN first-return row
+    assert (pooled.train_origins + h < pooled.starts[block + 1]).all()
+    # Training targets end before validation; validation targets before the test period.
+    local = pooled.train_origins - pooled.starts[block]
+    assert local.max() + h < 140
+    val_block = np.searchsorted(pooled.starts, pooled.val_origins, side="right") - 1
+    val_local = pooled.val_origins - pooled.starts[val_block]
+    assert val_local.min() == 139 and val_local.max() + h == 169
+    assert len(pooled.train_origins) == 3 * (140 - 1 - lookback)
+    assert not np.isnan(pooled.Z[pooled.train_origins]).any()
+
+
+def test_each_ticker_is_scaled_on_its_own_training_rows(long_csv, tmp_path):
+    config = panel_config(long_csv, tmp_path)
+    panel = load_panel(config)
+    pooled = pool(panel, config)
+    for k, ticker in enumerate(panel.tickers):
+        y = panel.series[ticker].y
+        own = WindowTransform(config.model.lookback, 1).fit(y, None, n_train=140)
+        np.testing.assert_array_equal(pooled.transforms[ticker].scaler_.min_, own.scaler_.min_)
+        rows = pooled.Z[pooled.starts[k] + 1 : pooled.starts[k + 1]]
+        np.testing.assert_array_equal(rows, own.inputs(y[:170])[1:])
+        train_part = rows[: 140 - 1]
+        assert train_part.min() == pytest.approx(0.0) and train_part.max() == pytest.approx(1.0)
+
+
+def test_perturbing_a_tickers_test_rows_changes_nothing_pooled(tmp_path):
+    frame = long_prices()
+    clean, dirty = tmp_path / "clean.csv", tmp_path / "dirty.csv"
+    frame.to_csv(clean, index=False)
+    bbb_test = frame.index[frame["Name"] == "BBB"][170:]
+    frame.loc[bbb_test, ["close", "open"]] *= 50.0
+    frame.to_csv(dirty, index=False)
+    a = pool(load_panel(panel_config(clean, tmp_path)), panel_config(clean, tmp_path))
+    b = pool(load_panel(panel_config(dirty, tmp_path)), panel_config(dirty, tmp_path))
+    for ticker in ("AAA", "BBB", "CCC"):
+        np.testing.assert_array_equal(a.transforms[ticker].scaler_.min_,
+                                      b.transforms[ticker].scaler_.min_)
+        np.testing.assert_array_equal(a.transforms[ticker].scaler_.range_,
+                                      b.transforms[ticker].scaler_.range_)
+    np.testing.assert_array_equal(a.Z, b.Z)
+    np.testing.assert_array_equal(a.train_origins, b.train_origins)
+    # The same change inside BBB's training rows does move its scaler (the test can fail).
+    frame = long_prices()
+    frame.loc[frame.index[frame["Name"] == "BBB"][100:140], "close"] *= 50.0
+    frame.to_csv(dirty, index=False)
+    c = pool(load_panel(panel_config(dirty, tmp_path)), panel_config(dirty, tmp_path))
+    assert not np.array_equal(a.transforms["BBB"].scaler_.range_,
+                              c.transforms["BBB"].scaler_.range_)
+    np.testing.assert_array_equal(a.transforms["AAA"].scaler_.range_,
+                                  c.transforms["AAA"].scaler_.range_)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "all_stocks_5yr.csv.gz").is_file(),
+                    reason="shared data not available")
+def test_real_long_file(tmp_path):
+    source = SHARED_DATA / "all_stocks_5yr.csv.gz"
+    config = panel_config(source, tmp_path, tickers=("AAPL", "MSFT", "ZZZZ"), lookback=60)
+    panel = load_panel(config, parse_tickers(config.data.tickers))
+    assert panel.tickers == ["AAPL", "MSFT"] and list(panel.skipped) == ["ZZZZ"]
+    aapl = panel.series["AAPL"]
+    assert len(aapl.y) == 1259
+    assert aapl.y[0] == pytest.approx(67.8542) and pd.Timestamp("2013-02-08") == aapl.dates[0]
+    pooled = pool(panel, config)
+    assert len(pooled.Z) == 2 * panel.splits["AAPL"].test_start
+
+
+def test_load_panel_date_bounds(long_csv, tmp_path):
+    config = panel_config(long_csv, tmp_path)
+    later = dataclasses.replace(config, data=dataclasses.replace(config.data, start="2015-03-02",
+                                                                 end="2015-09-30"))
+    panel = load_panel(later)
+    for one in panel.series.values():
+        assert one.dates[0] == pd.Timestamp("2015-03-02")
+        assert one.dates[-1] == pd.Timestamp("2015-09-30")
+    bad = dataclasses.replace(config, data=dataclasses.replace(config.data, start="soon"))
+    with pytest.raises(DataError, match="--start 'soon' is not a date"):
+        load_panel(bad)

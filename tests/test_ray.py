@@ -1,0 +1,65 @@
+"""Ray runs: batch jobs and Ray Tune, against one local Ray (2 CPUs) for the module."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+from test_cli import cli
+from test_tune import TINY, TINY_FLAGS
+
+from marketcast.batch import batch
+from marketcast.config import load_config
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_batch_reports_a_broken_ticker_and_finishes_the_others(capsys, long_csv, tmp_path):
+    runs, table_path = tmp_path / "runs", tmp_path / "batch.csv"
+    code, out, err = cli(capsys, "batch", "--tickers", "AAA,NOPE,BBB", "--output",
+                         str(table_path), "--", "run", "--data", str(long_csv), "--runs-dir",
+                         str(runs), "--name", "b", "--lookback", "10", "--layers", "1",
+                         "--units", "4", "--epochs", "2", "--days", "3")
+    assert code == 1
+    assert "error: 1 of 3 tickers failed (NOPE); see the table above" in err
+    assert "failed: NOPE: ticker 'NOPE' not in" in out
+    table = pd.read_csv(table_path)
+    assert table["ticker"].tolist() == ["AAA", "NOPE", "BBB"]
+    assert table["status"].tolist() == ["ok", "error", "ok"]
+    ok = table[table["status"] == "ok"]
+    pd.testing.assert_series_equal(ok["theils_u_lstm"], ok["rmse_lstm"] / ok["rmse_naive"],
+                                   check_names=False)
+    assert (runs / "b-AAA" / "forecast.csv").is_file() and (runs / "b-BBB").is_dir()
+    assert not (runs / "b-NOPE").exists()
+
+
+def test_batch_backtest_jobs(long_csv, tmp_path, config):
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(long_csv)),
+        backtest=dataclasses.replace(config.backtest, models=("naive", "drift"), n_windows=20,
+                                     refit_every=0))
+    done = []
+    result = batch(config, ["CCC", "SHORT"], "backtest",
+                   on_done=lambda d, n, row: done.append((d, n)))
+    assert sorted(done) == [(1, 2), (2, 2)]
+    ccc, short = result.table.to_dict(orient="records")
+    assert ccc["status"] == "ok" and ccc["rmse_naive"] > 0 and ccc["theils_u_drift"] > 0
+    assert short["status"] == "error" and "rows for the first fit" in short["error"]
+
+
+def test_tune_on_ray_tune(capsys, prices_csv, tmp_path):
+    best = tmp_path / "best.toml"
+    code, out, _ = cli(capsys, "tune", "--data", str(prices_csv), "--backend", "ray",
+                       "--trials", "3", "--output", str(best), *TINY_FLAGS)
+    assert code == 0, out
+    assert "3 trials (ray)" in out and "Configuration for experiment" not in out
+    loaded = load_config(best)
+    assert TINY.lookback[0] <= loaded.model.lookback <= TINY.lookback[1]
+    assert loaded.train.batch_size in TINY.batch_sizes
+    assert loaded.data.source == str(prices_csv)
