@@ -3,9 +3,11 @@
 The price frame every other module receives satisfies this contract, enforced once by
 :func:`validate_prices`:
 
-- a ``DatetimeIndex`` named ``date``, timezone-naive, strictly increasing, unique;
+- a ``DatetimeIndex`` named ``date``, timezone-naive, strictly increasing, unique, within
+  the years of the NYSE calendar (1886 to 2199);
 - lower-case column names (``"Adj Close"`` becomes ``adj_close``), float64 values;
-- the target and the feature columns hold finite, positive (target) values with no NaN.
+- the target and the feature columns hold finite, positive (target) values with no NaN,
+  below ``MAX_VALUE`` in size.
 
 Downstream code trusts the contract and does not check it again.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from marketcast.calendar import FIRST_YEAR, LAST_YEAR
 from marketcast.errors import DataError
 
 log = logging.getLogger("marketcast")
@@ -33,6 +36,11 @@ BUILTIN_SOURCES = ("sp500",)
 BUILTIN_DEFAULT_START = {"sp500": "2010-01-01"}
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
+# Squared forecast errors of larger values overflow float64 (about 1.8e308).
+MAX_VALUE = 1e100
+# Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+             (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 def load_prices(
@@ -92,6 +100,12 @@ def validate_prices(
     frame = _sort_dates(frame)
     if frame.empty:
         raise DataError("no rows left to use; check the file and the --start/--end dates")
+    first, last = frame.index[0], frame.index[-1]
+    if first.year < FIRST_YEAR or last.year >= LAST_YEAR:
+        raise DataError(
+            f"dates run from {first.date()} to {last.date()}, outside the NYSE calendar "
+            f"({FIRST_YEAR} to {LAST_YEAR - 1}); check the date column or pass --start/--end"
+        )
     used = list(dict.fromkeys([target, *features]))
     missing = [c for c in used if c not in frame.columns]
     if missing:
@@ -104,6 +118,13 @@ def validate_prices(
     bad[target] |= frame[target] <= 0
     if bad.to_numpy().any():
         frame = _apply_fill(frame, bad, fill, target)
+    largest = frame[used].abs().max()
+    if largest.max() >= MAX_VALUE:
+        column = largest.idxmax()
+        raise DataError(
+            f"{column} has values up to {largest[column]:.3g}; marketcast handles values "
+            f"below {MAX_VALUE:.0e} (squared errors would overflow); rescale the column"
+        )
     return frame
 
 
@@ -194,16 +215,16 @@ def _read_text(path: Path) -> str:
             data = gzip.decompress(data)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"cannot read {path}: {exc}; check the file is a CSV or .csv.gz") from None
-    if b"\x00" in data[:4096]:
+    # UTF-16 and UTF-32 text is full of NUL bytes: recognise it by its BOM first.
+    wide = next((e for bom, e in WIDE_BOMS if data.startswith(bom)), None)
+    if wide is None and b"\x00" in data[:4096]:
         raise DataError(f"{path} is a binary file, not a CSV; export the prices as CSV")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(wide or "utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            return data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-                data.decode("latin-1")
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is not text in a known encoding; save it as UTF-8") from None
+        if wide is not None:
+            raise DataError(f"{path} is not valid {wide} text; save it as UTF-8") from None
+        return data.decode("latin-1")  # every byte is a latin-1 character
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -294,6 +315,8 @@ def _sort_dates(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _select_dates(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+    if frame.empty:
+        return frame  # validate_prices says so
     bounds = {}
     for name, value in (("start", start), ("end", end)):
         if value is None:
