@@ -6,8 +6,8 @@ The price frame every other module receives satisfies this contract, enforced on
 - a ``DatetimeIndex`` named ``date``, timezone-naive, strictly increasing, unique, within
   the years of the NYSE calendar (1886 to 2199);
 - lower-case column names (``"Adj Close"`` becomes ``adj_close``), float64 values;
-- the target and the feature columns hold finite, positive (target) values with no NaN,
-  below ``MAX_VALUE`` in size.
+- the target and the feature columns hold finite values with no NaN; the target's lie
+  between ``1 / MAX_PRICE`` and ``MAX_PRICE``.
 
 Downstream code trusts the contract and does not check it again.
 """
@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,8 +37,9 @@ BUILTIN_SOURCES = ("sp500",)
 BUILTIN_DEFAULT_START = {"sp500": "2010-01-01"}
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
-# Squared forecast errors of larger values overflow float64 (about 1.8e308).
-MAX_VALUE = 1e100
+# Prices beyond (1/MAX_PRICE, MAX_PRICE) overflow or underflow float64 in the fourth powers
+# of the Diebold-Mariano variance.
+MAX_PRICE = 1e50
 # Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
              (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -118,12 +120,12 @@ def validate_prices(
     bad[target] |= frame[target] <= 0
     if bad.to_numpy().any():
         frame = _apply_fill(frame, bad, fill, target)
-    largest = frame[used].abs().max()
-    if largest.max() >= MAX_VALUE:
-        column = largest.idxmax()
+    low, high = frame[target].min(), frame[target].max()
+    if high >= MAX_PRICE or low <= 1 / MAX_PRICE:
         raise DataError(
-            f"{column} has values up to {largest[column]:.3g}; marketcast handles values "
-            f"below {MAX_VALUE:.0e} (squared errors would overflow); rescale the column"
+            f"{target} runs from {low:.3g} to {high:.3g}; marketcast handles prices between "
+            f"{1 / MAX_PRICE:.0e} and {MAX_PRICE:.0e} (error statistics would overflow or "
+            "vanish); rescale the column"
         )
     return frame
 
@@ -286,7 +288,11 @@ def _parse_dates(values: pd.Series, path: Path) -> pd.DatetimeIndex:
     values = values.str.strip()
     # Stooq's bulk files write dates as YYYYMMDD.
     fmt = "%Y%m%d" if values.str.fullmatch(r"\d{8}").all() else None
-    parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+    with warnings.catch_warnings():
+        # Mixed formats fall back to dateutil row by row, with a warning we don't pass on:
+        # a row that still fails is reported below.
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
     if parsed.isna().any():
         row = int(np.argmax(parsed.isna().to_numpy()))
         raise DataError(
