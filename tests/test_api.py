@@ -1,12 +1,15 @@
 import dataclasses
 import json
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_config, synthetic_prices
 
+import marketcast
 from marketcast import api
 from marketcast.artifacts import MANIFEST, check_run
 from marketcast.errors import ArtifactError
@@ -119,6 +122,13 @@ def test_pickle_is_never_loaded(tmp_path):
     with pytest.raises(ArtifactError, match="is a file, not a run folder"):
         api.forecast(run / "model.safetensors")
     assert not marker.exists()
+
+
+def test_no_pickle_in_the_package():
+    source = "\n".join(p.read_text() for p in Path(marketcast.__file__).parent.rglob("*.py"))
+    for call in (r"\bimport pickle", r"(?<![\w.])torch\.load\(", r"read_pickle",
+                 r"allow_pickle", r"\bjoblib\b", r"weights_only"):
+        assert not re.search(call, source), call
 
 
 def test_incomplete_run_folder_is_refused(finished, tmp_path):

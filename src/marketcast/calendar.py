@@ -7,6 +7,11 @@ import warnings
 
 import pandas as pd
 
+from marketcast.errors import DataError
+
+# exchange-calendars' XNYS starts in 1886; pandas' nanosecond dates end in 2262.
+FIRST_YEAR, LAST_YEAR = 1886, 2200
+
 
 @functools.lru_cache(maxsize=8)
 def _xnys(start_year: int, end_year: int):
@@ -20,9 +25,19 @@ def _xnys(start_year: int, end_year: int):
 
 
 def nyse_sessions(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
-    """NYSE sessions from ``start`` to ``end`` inclusive, timezone-naive."""
+    """NYSE sessions from ``start`` to ``end`` inclusive, timezone-naive.
+
+    Raises :class:`DataError` when the range lies outside the years the calendar covers.
+    """
     start, end = pd.Timestamp(start), pd.Timestamp(end)
-    calendar = _xnys(max(start.year, 1886), end.year + 1)
+    if end.year < FIRST_YEAR or end.year >= LAST_YEAR:
+        raise DataError(
+            f"dates up to {end.date()} are outside the NYSE calendar ({FIRST_YEAR} to "
+            f"{LAST_YEAR - 1}); check the date column of the data"
+        )
+    calendar = _xnys(max(start.year, FIRST_YEAR), end.year + 1)
+    # The calendar starts at its first session: a holiday or weekend before it has none.
+    start = max(start, pd.Timestamp(calendar.first_session).tz_localize(None))
     return pd.DatetimeIndex(calendar.sessions_in_range(start, end), name="date").tz_localize(None)
 
 

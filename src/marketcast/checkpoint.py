@@ -19,6 +19,7 @@ weights and metrics of a run that never stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -238,6 +239,9 @@ def _open(config: Config, resume: bool | str | Path, label: str) -> tuple[Path, 
 def _check_resumable(folder: Path, name: str, config: Config) -> None:
     info = _read_session(folder)  # again, under the lock: it may have finished meanwhile
     saved = Config.from_dict(info.get("config"), origin=str(folder / SESSION))
+    # The folder was found, so its runs folder is the same, however it is spelled now.
+    saved = dataclasses.replace(saved, output=dataclasses.replace(
+        saved.output, runs_dir=config.output.runs_dir))
     if saved != config:
         raise ConfigError(
             f"--resume continues run {name} with its saved settings, but "

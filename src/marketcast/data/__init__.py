@@ -3,9 +3,11 @@
 The price frame every other module receives satisfies this contract, enforced once by
 :func:`validate_prices` (called by :func:`load_prices`):
 
-- a ``DatetimeIndex`` named ``date``, timezone-naive, strictly increasing, unique;
+- a ``DatetimeIndex`` named ``date``, timezone-naive, strictly increasing, unique, within
+  the years of the NYSE calendar (1886 to 2199);
 - lower-case column names (``"Adj Close"`` becomes ``adj_close``), float64 values;
-- the target and the feature columns hold finite, positive (target) values with no NaN.
+- the target and the feature columns hold finite values with no NaN; the target's lie
+  between ``1 / MAX_PRICE`` and ``MAX_PRICE`` (1e-50 to 1e50).
 
 Downstream code trusts the contract and does not check it again.
 

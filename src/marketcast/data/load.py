@@ -14,12 +14,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from marketcast.calendar import FIRST_YEAR, LAST_YEAR
 from marketcast.data.features import add_features, derived_features
 from marketcast.data.quality import quality_summary
 from marketcast.data.sources import BUILTIN_DEFAULT_START, BUILTIN_SOURCES, read_source
 from marketcast.errors import DataError
 
 log = logging.getLogger("marketcast")
+# Prices beyond (1/MAX_PRICE, MAX_PRICE) overflow or underflow float64 in the fourth powers
+# of the Diebold-Mariano variance.
+MAX_PRICE = 1e50
 
 
 def load_prices(
@@ -83,6 +87,12 @@ def validate_prices(
     frame = _sort_dates(frame)
     if frame.empty:
         raise DataError("no rows left to use; check the file and the --start/--end dates")
+    first, last = frame.index[0], frame.index[-1]
+    if first.year < FIRST_YEAR or last.year >= LAST_YEAR:
+        raise DataError(
+            f"dates run from {first.date()} to {last.date()}, outside the NYSE calendar "
+            f"({FIRST_YEAR} to {LAST_YEAR - 1}); check the date column or pass --start/--end"
+        )
     used = list(dict.fromkeys([target, *features]))
     missing = [c for c in used if c not in frame.columns]
     if missing:
@@ -97,6 +107,13 @@ def validate_prices(
     bad[target] |= frame[target] <= 0
     if bad.to_numpy().any():
         frame = _apply_fill(frame, bad, fill, target)
+    low, high = frame[target].min(), frame[target].max()
+    if high >= MAX_PRICE or low <= 1 / MAX_PRICE:
+        raise DataError(
+            f"{target} runs from {low:.3g} to {high:.3g}; marketcast handles prices between "
+            f"{1 / MAX_PRICE:.0e} and {MAX_PRICE:.0e} (error statistics would overflow or "
+            "vanish); rescale the column"
+        )
     return frame
 
 

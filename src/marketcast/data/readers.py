@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from marketcast.errors import DataError
 
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
+# Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+             (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -108,16 +112,16 @@ def _read_text(path: Path) -> str:
             data = gzip.decompress(data)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"cannot read {path}: {exc}; check the file is a CSV or .csv.gz") from None
-    if b"\x00" in data[:4096]:
+    # UTF-16 and UTF-32 text is full of NUL bytes: recognise it by its BOM first.
+    wide = next((e for bom, e in WIDE_BOMS if data.startswith(bom)), None)
+    if wide is None and b"\x00" in data[:4096]:
         raise DataError(f"{path} is a binary file, not a CSV; export the prices as CSV")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(wide or "utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            return data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-                data.decode("latin-1")
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is not text in a known encoding; save it as UTF-8") from None
+        if wide is not None:
+            raise DataError(f"{path} is not valid {wide} text; save it as UTF-8") from None
+        return data.decode("latin-1")  # every byte is a latin-1 character
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -131,7 +135,11 @@ def _parse_dates(values: pd.Series, path: Path) -> pd.DatetimeIndex:
     values = values.str.strip()
     # Stooq's bulk files write dates as YYYYMMDD.
     fmt = "%Y%m%d" if values.str.fullmatch(r"\d{8}").all() else None
-    parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+    with warnings.catch_warnings():
+        # Mixed formats fall back to dateutil row by row, with a warning we don't pass on:
+        # a row that still fails is reported below.
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
     if parsed.isna().any():
         row = int(np.argmax(parsed.isna().to_numpy()))
         raise DataError(
