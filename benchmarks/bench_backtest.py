@@ -4,10 +4,9 @@ Walk-forward over the default 250 origins refitting every 25 (10 LSTM fits on 1,
 1,750 rows, lookback 60, the default model), with ``--epochs`` per fit (no early stopping:
 patience above it) so that both variants do exactly the same work. Alternating:
 
-* ``sequential``: ``--workers 1`` in a process where malloc is left as glibc sets it and
-  torch has its default threads (2): the folds fitted one after another, as before;
-* ``parallel``: the default, ``--workers 0`` (one process per core, one thread each, tuned
-  malloc).
+* ``sequential``: ``--workers 1``: the folds fitted one after another in one process
+  (torch's default 2 threads, tuned malloc);
+* ``parallel``: the default, ``--workers 0`` (one process per core, one thread each).
 
 Each variant is a fresh ``marketcast.backtest.walk_forward`` call in its own process (timed
 inside, data loading excluded). ``--full`` also times the default ``marketcast backtest``
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -47,13 +45,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "fits": fits["lstm"]
 
 
 def run_variant(name: str, epochs: int) -> dict:
-    env = dict(os.environ)
-    if name == "sequential":
-        env["MARKETCAST_TUNE_MALLOC"] = "0"
-        workers = 1
-    else:
-        workers = 0
-    done = subprocess.run([sys.executable, "-c", CHILD, str(epochs), str(workers)], env=env,
+    workers = 1 if name == "sequential" else 0
+    done = subprocess.run([sys.executable, "-c", CHILD, str(epochs), str(workers)],
                           check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -61,7 +54,7 @@ def run_variant(name: str, epochs: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args(argv)

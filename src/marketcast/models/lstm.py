@@ -25,8 +25,8 @@ PREDICT_CHUNK = 4096
 class LSTMForecaster(BaseForecaster):
     name = "lstm"
     # Multi-day recursive forecasts advance the LSTM state one day at a time instead of
-    # re-reading a sliding window: ~10x faster, within a tested tolerance of the reference
-    # (tests/test_models.py); False restores the sliding-window recursion.
+    # re-reading a sliding window: ~6x faster (benchmarks/README.md), within a tested
+    # tolerance of the reference (tests/test_models.py); False restores the sliding window.
     stateful = True
 
     def __init__(self, model: ModelConfig | None = None, train: TrainConfig | None = None):
