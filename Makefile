@@ -28,7 +28,7 @@ test: lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests
 
 bench: $(BIN)/marketcast
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) runs

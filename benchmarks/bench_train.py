@@ -29,6 +29,7 @@ Run when nothing else heavy runs (it uses 2 threads by default):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -46,6 +47,22 @@ from marketcast.train import fit_network
 from marketcast.windows import WindowTransform
 
 LOOKBACK, UNITS, LAYERS, DROPOUT, BATCH, HORIZON, FEATURES = 100, 50, 3, 0.2, 64, 1, 1
+
+
+def gemm_peak(threads: int, size: int = 1024, repeats: int = 30) -> tuple[float, float]:
+    """(best, median) GFLOP/s of a float32 (size x size) @ (size x size) matmul."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b  # warm-up
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        rates.append(2 * size**3 / (time.perf_counter() - started) / 1e9)
+    torch.set_num_threads(previous)
+    return max(rates), statistics.median(rates)
 
 
 def flops_per_window(lookback=LOOKBACK, units=UNITS, layers=LAYERS, features=FEATURES):
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="write the per-epoch times and the GEMM peak here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -167,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{min(times['ours']) / min(times['reference']):.3f}")
     print(f"ratio ours / reference (median of back-to-back pairs): "
           f"{statistics.median(paired):.3f}")
+    peak, peak_median = gemm_peak(args.threads)
+    print(f"GEMM peak (1024^3 float32 matmul, {args.threads} threads): best {peak:.1f} GFLOP/s, "
+          f"median {peak_median:.1f}; ours reaches "
+          f"{100 * n * train_flops / medians['ours'] / 1e9 / peak:.0f}% of the best")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"times": times, "windows": n, "flops_per_window": train_flops,
+                       "gemm_peak": peak, "gemm_median": peak_median,
+                       "tuned_malloc": os.environ.get("MARKETCAST_TUNE_MALLOC", "1") != "0"}, f)
     return 0
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from marketcast.config import Config, ModelConfig, TrainConfig
 from marketcast.errors import ConfigError, NotFittedError
@@ -29,6 +30,45 @@ def test_model_contract(name):
     assert batch.shape == (3, 3)
     # A forecast from origin t equals predict() on the history up to t.
     np.testing.assert_allclose(batch[1], model.predict(3, y[:141]), rtol=1e-6)
+
+
+def test_stateful_steps_match_nn_lstm_over_the_growing_window():
+    """StackedLSTM.forecast's written-out cell is nn.LSTM: feeding each forecast back through
+    nn.LSTM over the whole window plus the forecasts so far gives the same values."""
+    model = LSTMForecaster(FAST.model, FAST.train).fit(walk(), n_val=20)
+    net = model.net_
+    x = torch.from_numpy(model.transform_.windows(
+        model.transform_.inputs(model.y_), np.array([len(model.y_) - 1])).copy())
+    with torch.inference_mode():
+        stateful = net.forecast(x, 12)[0]
+        seq, values = x, []
+        for _ in range(12):
+            values.append(net(seq)[0, 0])
+            seq = torch.cat([seq, values[-1].reshape(1, 1, 1)], dim=1)  # grows, never slides
+    np.testing.assert_allclose(stateful.numpy(), torch.stack(values).numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+# Stated tolerance of the stateful 30-day forecast against the float32 sliding-window
+# reference (LSTMForecaster.stateful = False): relative price difference at any step.
+STATEFUL_RTOL = 0.005
+
+
+@pytest.mark.parametrize("transform", ["log_return", "level"])
+def test_stateful_forecast_within_tolerance_of_sliding_window(transform, monkeypatch):
+    y = walk(400, seed=3)
+    model = LSTMForecaster(ModelConfig(lookback=20, layers=2, units=16,
+                                       target_transform=transform),
+                           TrainConfig(max_epochs=8, batch_size=32, patience=8)).fit(y[:300],
+                                                                                     n_val=50)
+    origins = np.arange(299, 399)
+    stateful = model.predict_origins(y, None, origins, 30)
+    monkeypatch.setattr(LSTMForecaster, "stateful", False)
+    sliding = model.predict_origins(y, None, origins, 30)
+    # Step 1 reads the same window either way.
+    np.testing.assert_allclose(stateful[:, 0], sliding[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(stateful, sliding, rtol=STATEFUL_RTOL)
+    assert not np.array_equal(stateful[:, 1:], sliding[:, 1:])  # two different paths ran
 
 
 def test_unknown_model_name():

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketcast import artifacts, checkpoint, plots
+from marketcast import artifacts, checkpoint
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
 from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, ConfigError, DataError
-from marketcast.metrics import accuracy, verdict
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
     Series,
@@ -29,7 +28,6 @@ from marketcast.pipeline import (
     test_table,
     wide_predictions,
 )
-from marketcast.report import REPORT, render_report
 from marketcast.train import Callback
 from marketcast.windows import Split
 
@@ -107,6 +105,8 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
 
 def evaluate(trained: Trained) -> Evaluation:
     """Score every model on the test period, each forecasting from the true history only."""
+    from marketcast.metrics import accuracy, verdict  # scipy.stats: not for `forecast`
+
     config, lstm = trained.config, trained.lstm
     table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
     scores = accuracy(table)
@@ -282,6 +282,11 @@ def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFr
 
 
 def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) -> None:
+    # Imported here: matplotlib and scipy.stats take ~1.3 s to import, which `forecast`
+    # (and so `marketcast forecast`) never needs.
+    from marketcast import plots
+    from marketcast.report import REPORT, render_report
+
     config, split = trained.config, trained.split
     artifacts.write_text(out / "config.toml", config_to_toml(config))
     history = trained.history()

@@ -10,8 +10,11 @@ origins without refitting, all origins of a fold in one batched call.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +65,10 @@ def walk_forward(
     """Run the walk-forward loop for ``config.backtest.models``.
 
     Returns the long table (``model, cutoff, date, step, y, y_hat, y_cutoff``) and the
-    number of fits per model. ``on_fit(model, fold, n_folds)`` is called before each fit.
+    number of fits per model. ``on_fit(model, fold, n_folds)`` is called before each fit (in
+    parallel runs: when the fit is handed to a worker). With ``config.backtest.workers``
+    other than 1, the folds (independent fits) run in worker processes with one torch
+    thread each; the table is the same as from the sequential loop.
     """
     b, h = config.backtest, config.model.horizon
     unknown = [m for m in b.models if m not in MODELS]
@@ -71,19 +77,67 @@ def walk_forward(
     cuts = cutoffs(len(series.y), b.n_windows, b.step, h)
     plan = folds(cuts, b.refit_every, b.train_size)
     _check_first_fold(plan[0], config)
-    frames, fits = [], {}
-    for name in b.models:
-        fits[name] = 0
-        for number, fold in enumerate(plan):
+    tasks = [(name, number) for name in b.models for number in range(len(plan))]
+    workers = min(b.workers or os.cpu_count() or 1, len(tasks))
+    if workers > 1 and len(plan) > 1:
+        frames = _run_parallel(series, config, plan, tasks, workers, on_fit)
+    else:
+        frames = []
+        for name, number in tasks:
             if on_fit is not None:
                 on_fit(name, number, len(plan))
-            end = int(fold.cutoffs[0]) + 1
-            train = _rows(series, fold.start, end)
-            n_val = round(len(train.y) * config.split.val_fraction)
-            model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
-            fits[name] += 1
-            frames.append(forecast_table({name: model}, series, fold.cutoffs, h))
+            frames.append(_fit_fold(series, config, plan[number], name))
+    fits = {name: len(plan) for name in b.models}
     return pd.concat(frames, ignore_index=True), fits
+
+
+def _fit_fold(series: Series, config: Config, fold: Fold, name: str) -> pd.DataFrame:
+    """Fit ``name`` on the fold's training rows; its forecasts from every cutoff of the fold."""
+    end = int(fold.cutoffs[0]) + 1
+    train = _rows(series, fold.start, end)
+    n_val = round(len(train.y) * config.split.val_fraction)
+    model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
+    return forecast_table({name: model}, series, fold.cutoffs, config.model.horizon)
+
+
+# Per-worker state, set once by _start_worker so that tasks carry only (model, fold).
+_WORKER: dict = {}
+
+
+def _start_worker(series: Series, config: Config, plan: list[Fold]) -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # One thread per process: the workers share the cores, and OpenMP threads spin-waiting
+    # for a core another process holds are several times slower than one thread.
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    _WORKER.update(series=series, config=config, plan=plan)
+
+
+def _worker_task(name: str, number: int) -> pd.DataFrame:
+    w = _WORKER
+    return _fit_fold(w["series"], w["config"], w["plan"][number], name)
+
+
+def _run_parallel(series, config, plan, tasks, workers, on_fit) -> list[pd.DataFrame]:
+    """The folds in ``workers`` fresh processes; only numbers and tables go back and forth."""
+    # Longest first (LSTM, then ARIMA; later folds have more rows) so no worker idles at
+    # the end waiting for one long fit; results are put back in the sequential order.
+    cost = {"lstm": 2, "arima": 1}
+    order = sorted(range(len(tasks)),
+                   key=lambda i: (-cost.get(tasks[i][0], 0), -tasks[i][1]))
+    # "spawn": a forked child would inherit torch's OpenMP pool in an unusable state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(series, config, plan)) as pool:
+        futures = {}
+        for i in order:
+            name, number = tasks[i]
+            if on_fit is not None:
+                on_fit(name, number, len(plan))
+            futures[i] = pool.submit(_worker_task, name, number)
+        return [futures[i].result() for i in range(len(tasks))]
 
 
 def in_sample_scale(series: Series, first_cutoff: int) -> float:

@@ -65,6 +65,8 @@ BACKTEST_OPTIONS = [
      "Refit every k origins; 0 fits once at the first (25)."),
     ("--models", "backtest.models", str,
      "Comma-separated models (lstm,naive,drift,linear,arima)."),
+    ("--workers", "backtest.workers", int,
+     "Processes fitting folds at once; 0 one per CPU core, 1 none (0)."),
 ]
 
 

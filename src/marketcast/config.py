@@ -107,6 +107,9 @@ class BacktestConfig:
     refit_every: int = 25
     # Models compared; all registered models by default.
     models: tuple[str, ...] = ("lstm", "naive", "drift", "linear", "arima")
+    # Processes fitting folds at once, each with one torch thread; 0: one per CPU core, 1: no
+    # worker processes. The folds are independent, so this changes no result, only the time.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,7 @@ def _check_ranges(config: Config) -> None:
         (config.backtest.n_windows >= 1, "backtest.n_windows must be at least 1"),
         (config.backtest.step >= 1, "backtest.step must be at least 1"),
         (config.backtest.refit_every >= 0, "backtest.refit_every must be 0 or more"),
+        (config.backtest.workers >= 0, "backtest.workers must be 0 (one per core) or more"),
         (config.backtest.train_size is None or config.backtest.train_size >= 2,
          "backtest.train_size must be at least 2"),
         (len(config.backtest.models) > 0, "backtest.models must name at least one model"),

@@ -22,6 +22,7 @@ from torch import nn
 
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
+from marketcast.perf import tune_malloc
 
 if TYPE_CHECKING:
     from marketcast.checkpoint import CheckpointStore
@@ -73,6 +74,7 @@ def fit_network(
     ``checkpoints``, training continues from the last saved epoch and saves a checkpoint
     after every epoch.
     """
+    tune_malloc()  # once per process; see marketcast.perf and benchmarks/README.md
     inputs = torch.from_numpy(np.ascontiguousarray(Z))
     windows = inputs.unfold(0, lookback, 1)  # (T-L+1, F, L) view
     targets = inputs[:, 0].unfold(0, horizon, 1)  # (T-h+1, h) view

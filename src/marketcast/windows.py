@@ -117,11 +117,7 @@ class WindowTransform:
 
         ``predict_scaled`` maps windows (n, lookback, F) to scaled targets (n, horizon).
         """
-        origins = np.asarray(origins, dtype=np.int64)
-        if origins.size and origins.min() < self.offset + self.lookback - 1:
-            raise DataError(
-                f"forecasting needs {self.offset + self.lookback} days of history; got fewer"
-            )
+        origins = self.check_origins(origins)
         if h > self.horizon and self.n_features_ > 1:
             raise ConfigError(
                 f"a {h}-day forecast from a model with extra features needs future feature "
@@ -134,6 +130,15 @@ class WindowTransform:
             batch = np.concatenate([batch, steps[-1][:, :, None]], axis=1)[:, -self.lookback :]
             steps.append(np.asarray(predict_scaled(batch), dtype=self.dtype))
         return self.to_price(y, origins, np.concatenate(steps, axis=1)[:, :h])
+
+    def check_origins(self, origins) -> np.ndarray:
+        """``origins`` as int64, after checking each has a full window of history."""
+        origins = np.asarray(origins, dtype=np.int64)
+        if origins.size and origins.min() < self.offset + self.lookback - 1:
+            raise DataError(
+                f"forecasting needs {self.offset + self.lookback} days of history; got fewer"
+            )
+        return origins
 
     def to_dict(self) -> dict:
         return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from marketcast.models.base import BaseForecaster
 from marketcast.windows import WindowTransform
@@ -47,6 +46,8 @@ class LinearForecaster(BaseForecaster):
         Z = self.transform_.inputs(y, X)
         origins = self.transform_.origins(0, len(y))
         inputs = self.transform_.windows(Z, origins).reshape(len(origins), -1)
+        from sklearn.linear_model import Ridge  # imported on use: keeps CLI start-up short
+
         self.ridge_ = Ridge(alpha=self.alpha).fit(inputs, self.transform_.targets(Z, origins))
         self._remember(y, X, rows=self.lookback + 1)
         return self

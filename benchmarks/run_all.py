@@ -1,0 +1,119 @@
+"""Every speed benchmark of issue 7 in one command, with medians and in-run ratios.
+
+    .venv/bin/python benchmarks/run_all.py            # ~15-25 min on 2 busy cores
+    .venv/bin/python benchmarks/run_all.py --quick    # fewer repeats, no full backtest
+
+1. training throughput (bench_train.py): processes alternating glibc's default malloc and the
+   tuned one (``MARKETCAST_TUNE_MALLOC=0/1``), each timing ours against a plain nn.LSTM
+   loop epoch by epoch, 2 threads, and measuring a float32 GEMM peak on 2 threads;
+2. time to accuracy (bench_accuracy.py);
+3. 30-day forecast latency, in-process and CLI (bench_forecast.py);
+4. the 10-refit LSTM backtest, folds in parallel vs one after another (bench_backtest.py),
+   and with ``--full`` the default ``marketcast backtest`` once.
+
+Raw JSON of every run goes to ``--out`` (default benchmarks/results/latest/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def bench(script: str, out: Path, *args: str, env: dict | None = None) -> dict:
+    print(f"$ {script} {' '.join(args)}", flush=True)
+    full_env = {**os.environ, **(env or {})}
+    subprocess.run([sys.executable, str(HERE / script), *args, "--json", str(out)], check=True,
+                   env=full_env, stdout=sys.stderr)
+    return json.loads(out.read_text())
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+# (name, MARKETCAST_TUNE_MALLOC, torch threads)
+TRAIN_VARIANTS = [("default malloc, 2 thr", "0", 2), ("tuned malloc, 2 thr", "1", 2),
+                  ("tuned malloc, 1 thr", "1", 1)]
+
+
+def training(out: Path, rounds: int, epochs: int) -> None:
+    runs = {name: [] for name, _, _ in TRAIN_VARIANTS}
+    for r in range(rounds):
+        order = TRAIN_VARIANTS if r % 2 == 0 else TRAIN_VARIANTS[::-1]
+        for name, flag, threads in order:
+            runs[name].append(bench("bench_train.py", out / f"train_{flag}_{threads}_{r}.json",
+                                    "--repeats", str(epochs), "--threads", str(threads),
+                                    env={"MARKETCAST_TUNE_MALLOC": flag}))
+    peak = statistics.median(run["gemm_peak"] for name, _, threads in TRAIN_VARIANTS
+                             if threads == 2 for run in runs[name])
+    first = runs[TRAIN_VARIANTS[1][0]][0]
+    n, flops = first["windows"], first["flops_per_window"]
+    print(f"\n== training throughput ({flops / 1e6:.2f} MFLOP per window fwd+bwd; "
+          f"GEMM peak on 2 threads, median of runs' best: {peak:.1f} GFLOP/s) ==")
+    medians = {}
+    for name, results in runs.items():
+        for loop in ("ours", "reference"):
+            times = [t for run in results for t in run["times"][loop]]
+            med = statistics.median(times)
+            medians[name, loop] = med
+            rate = n * flops / med / 1e9
+            print(f"{name:21s} {loop:9s} median {med:6.3f} s/epoch  {n / med:6.0f} windows/s  "
+                  f"{rate:6.1f} GFLOP/s  {100 * rate / peak:4.0f}% of peak  "
+                  f"({len(times)} epochs)")
+    (a, _, _), (b, _, _), (c, _, _) = TRAIN_VARIANTS
+    print(f"ratio default / tuned malloc (ours, 2 threads): "
+          f"{medians[a, 'ours'] / medians[b, 'ours']:.2f}x")
+    print(f"ratio 1 thread / 2 threads (ours, tuned malloc): "
+          f"{medians[c, 'ours'] / medians[b, 'ours']:.2f}")
+    print(f"ratio ours / reference (tuned malloc, 2 threads): "
+          f"{medians[b, 'ours'] / medians[b, 'reference']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", default=["train", "accuracy", "forecast",
+                                                       "backtest"])
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} CPUs; {load()}")
+    if "train" in args.only:
+        training(args.out, 2 if args.quick else 4, 3 if args.quick else 5)
+        print(load())
+    if "accuracy" in args.only:
+        result = bench("bench_accuracy.py", args.out / "accuracy.json")
+        print(f"\n== time to accuracy (naive test RMSE {result['naive_rmse']:.3f}) ==")
+        for name, (epoch, seconds) in result["reached"].items():
+            print(f"reached {name}: epoch {epoch}, {seconds:.2f} s of training")
+        print(load())
+    if "forecast" in args.only:
+        result = bench("bench_forecast.py", args.out / "forecast.json")
+        print("\n== 30-day forecast latency (medians) ==")
+        for name, values in result["times"].items():
+            print(f"{name:13s} {1000 * statistics.median(values):9.2f} ms")
+        print(f"stateful vs sliding max relative gap {result['max_relative_gap']:.1e}")
+        print(load())
+    if "backtest" in args.only:
+        extra = [] if args.quick else ["--full"]
+        result = bench("bench_backtest.py", args.out / "backtest.json",
+                       "--repeats", "2", *extra)
+        med = {k: statistics.median(v) for k, v in result["times"].items()}
+        print(f"\n== 10-refit LSTM backtest: sequential {med['sequential']:.1f} s, parallel "
+              f"{med['parallel']:.1f} s, {med['sequential'] / med['parallel']:.2f}x ==")
+        if "full_seconds" in result:
+            print(f"default `marketcast backtest`: {result['full_seconds']:.0f} s")
+        print(load())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
