@@ -8,7 +8,7 @@ patience above it) so that both variants do exactly the same work. Alternating:
   (torch's default 2 threads, tuned malloc);
 * ``parallel``: the default, ``--workers 0`` (one process per core, one thread each).
 
-Each variant is a fresh ``marketcast.backtest.walk_forward`` call in its own process (timed
+Each variant is a fresh ``marketcast.walkforward.walk_forward`` call in its own process (timed
 inside, data loading excluded). ``--full`` also times the default ``marketcast backtest``
 command (all five models, early stopping) once.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 CHILD = """
 import dataclasses, json, sys, time
-from marketcast.backtest import walk_forward
+from marketcast.walkforward import walk_forward
 from marketcast.config import Config
 from marketcast.pipeline import load_series
 epochs, workers = int(sys.argv[1]), int(sys.argv[2])

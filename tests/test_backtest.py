@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 from conftest import synthetic_prices
 
-from marketcast.backtest import backtest, cutoffs, folds, walk_forward
 from marketcast.config import BacktestConfig
 from marketcast.errors import ConfigError, DataError
 from marketcast.models.arima import ARIMAForecaster
 from marketcast.models.baselines import DriftForecaster
 from marketcast.pipeline import load_series
+from marketcast.walkforward import backtest, cutoffs, folds, walk_forward
 
 
 def with_backtest(config, **kwargs):
@@ -140,3 +140,11 @@ def test_backtest_errors(config):
         walk_forward(load_series(config)[1], with_backtest(config, n_windows=315))
     with pytest.raises(ConfigError, match="unknown model 'gru'"):
         walk_forward(load_series(config)[1], with_backtest(config, models=("gru",)))
+
+
+def test_public_backtest_stays_a_function_after_the_module_is_imported():
+    import marketcast
+    import marketcast.walkforward  # noqa: F401
+
+    assert callable(marketcast.backtest)
+    assert marketcast.backtest is marketcast.walkforward.backtest

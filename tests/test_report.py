@@ -13,12 +13,12 @@ from conftest import TEST_OUTPUT, small_config, synthetic_prices
 
 from marketcast import api
 from marketcast.artifacts import MANIFEST, _sha256, check_run, verify_folder
-from marketcast.backtest import backtest
 from marketcast.config import BacktestConfig, OutputConfig
 from marketcast.errors import ArtifactError
 from marketcast.models import MODELS
 from marketcast.plots import COLORS
 from marketcast.report import REPORT, SECTIONS, render_report, report
+from marketcast.walkforward import backtest
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -28,7 +28,7 @@ _LAZY = {
     "evaluate": "marketcast.api",
     "evaluate_run": "marketcast.api",
     "forecast": "marketcast.api",
-    "backtest": "marketcast.backtest",
+    "backtest": "marketcast.walkforward",
     "run_global": "marketcast.api",
     "load_run": "marketcast.api",
     "Config": "marketcast.config",

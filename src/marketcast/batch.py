@@ -54,7 +54,7 @@ def run_job(config: Config, ticker: str, command: str) -> dict:
             result = run(job_config(config, ticker))
             scores = result.evaluation.scores
         else:
-            from marketcast.backtest import backtest
+            from marketcast.walkforward import backtest
 
             result = backtest(job_config(config, ticker))
             # metrics.accuracy(by_step=True) returns step as text; compare as numbers.

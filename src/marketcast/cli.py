@@ -172,7 +172,7 @@ def train(config, resume) -> None:
 @_config_options(extra=BACKTEST_OPTIONS, resumable=False)
 def backtest(config) -> None:
     """Walk-forward evaluation of every model against the random walk."""
-    from marketcast.backtest import backtest as backtest_api
+    from marketcast.walkforward import backtest as backtest_api
 
     def on_fit(model: str, fold: int, n_folds: int) -> None:
         if err.is_terminal:
