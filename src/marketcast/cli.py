@@ -150,8 +150,8 @@ def run(config, resume) -> None:
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
               f"{result.forecast['date'].iloc[0].date()} to "
               f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
-              f"{result.forecast['lstm'].iloc[-1]:.2f}")
-    out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+              f"{result.forecast['lstm'].iloc[-1]:.2f}", soft_wrap=True)
+    out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
     _print_report(result.path)
 
 
