@@ -101,10 +101,10 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Write tensors as safetensors (atomically); return the file's sha256."""
-    import safetensors.torch  # imports torch: only where weights are read or written
+    from safetensors.torch import save as to_safetensors  # imports torch: only here
 
-    data = safetensors.torch.save({k: v.contiguous() for k, v in tensors.items()},
-                                  metadata={"format": "marketcast"})
+    data = to_safetensors({k: v.contiguous() for k, v in tensors.items()},
+                          metadata={"format": "marketcast"})
     write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
@@ -119,11 +119,11 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
                             "truncated; use an untouched copy")
-    import safetensors.torch
     from safetensors import SafetensorError
+    from safetensors.torch import load as from_safetensors
 
     try:
-        return safetensors.torch.load(data)
+        return from_safetensors(data)
     except (SafetensorError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
 

@@ -176,13 +176,19 @@ def parse_date(value: str | None, name: str) -> pd.Timestamp | None:
         raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _select_dates(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+def date_mask(frame: pd.DataFrame, start: str | None, end: str | None) -> np.ndarray:
+    """Rows dated from ``start`` to ``end`` inclusive (ISO dates; None leaves a side open)."""
     first, last = parse_date(start, "start"), parse_date(end, "end")
     mask = np.ones(len(frame), dtype=bool)
     if first is not None:
         mask &= frame.index >= first
     if last is not None:
         mask &= frame.index <= last
+    return mask
+
+
+def _select_dates(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+    mask = date_mask(frame, start, end)
     if not mask.any():
         if frame.empty:
             raise DataError("the data holds no rows; check the file and the --ticker")

@@ -196,12 +196,6 @@ def _recent_sigma(returns: pd.Series) -> np.ndarray:
 
 
 def _between(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
-    from marketcast.data.load import parse_date
+    from marketcast.data.load import date_mask
 
-    first, last = parse_date(start, "start"), parse_date(end, "end")
-    mask = np.ones(len(frame), dtype=bool)
-    if first is not None:
-        mask &= frame.index >= first
-    if last is not None:
-        mask &= frame.index <= last
-    return frame[mask]
+    return frame[date_mask(frame, start, end)]
