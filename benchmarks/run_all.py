@@ -9,7 +9,11 @@
 2. time to accuracy (bench_accuracy.py);
 3. 30-day forecast latency, in-process and CLI (bench_forecast.py);
 4. the 10-refit LSTM backtest, folds in parallel vs one after another (bench_backtest.py),
-   and with ``--full`` the default ``marketcast backtest`` once.
+   and with ``--full`` the default ``marketcast backtest`` once;
+5. the ceiling: the GEMMs of one training step alone, against the GEMM peak and a real step
+   (bench_ceiling.py);
+6. other kernels for the training step: per-layer LSTM calls, a fused C++ LSTM layer
+   (bench_kernels.py).
 
 Raw JSON of every run goes to ``--out`` (default benchmarks/results/latest/).
 """
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=["train", "accuracy", "forecast",
-                                                       "backtest"])
+                                                       "backtest", "ceiling", "kernels"])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         if "full_seconds" in result:
             print(f"default `marketcast backtest`: {result['full_seconds']:.0f} s")
         print(load())
+    for name in ("ceiling", "kernels"):
+        if name in args.only:
+            rounds = ["--rounds", "2"] if args.quick else []
+            # Their tables go to stderr with the rest of their output; the JSON keeps them.
+            bench(f"bench_{name}.py", args.out / f"{name}.json", *rounds)
+            print(load())
     return 0
 
 
