@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,24 @@ def test_forecast_interval_option(capsys, prices_csv, tmp_path):
     wide = pd.read_csv(runs / "i" / "forecast.csv")  # the run's 90% interval is wider
     width = frame["lstm_upper"] - frame["lstm_lower"]
     assert ((wide["lstm_upper"] - wide["lstm_lower"]) > width).all()
+
+
+def test_target_other_than_close_is_the_only_input(capsys, tmp_path):
+    # A file with no close column: --target alone must do, the model reads only that
+    # column, and the 30-day forecast recurses on it.
+    path = tmp_path / "adj.csv"
+    frame = synthetic_prices()[["Date", "Adj Close"]]
+    frame.to_csv(path, index=False)
+    runs = tmp_path / "runs"
+    code, out, err = cli(capsys, "run", "--data", str(path), "--target", "adj_close",
+                         "--runs-dir", str(runs), "--name", "adj", *FAST)
+    assert code == 0, err
+    meta = json.loads((runs / "adj" / "model.json").read_text())
+    assert meta["features"] == ["adj_close"]
+    forecast = pd.read_csv(runs / "adj" / "forecast.csv")
+    assert len(forecast) == 5  # --days 5, not cut to the horizon
+    last = frame["Adj Close"].iloc[-1]
+    assert forecast["lstm"].between(0.5 * last, 1.5 * last).all()
 
 
 def test_config_file_and_flag_precedence(capsys, prices_csv, tmp_path):

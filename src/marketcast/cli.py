@@ -25,7 +25,8 @@ DATA_OPTIONS = [
     ("--end", "data.end", str, "Last date kept, YYYY-MM-DD."),
     ("--date-column", "data.date_column", str, "Name of the CSV's date column."),
     ("--target", "data.target", str, "Column to forecast (default close)."),
-    ("--features", "data.features", str, "Comma-separated input columns (default close)."),
+    ("--features", "data.features", str,
+     "Comma-separated inputs besides the target (default: the target alone)."),
     ("--fill", "data.fill", click.Choice(["none", "ffill", "drop"]),
      "Policy for NaN or non-positive values (default none: an error)."),
 ]

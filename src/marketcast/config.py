@@ -39,8 +39,9 @@ class DataConfig:
     date_column: str | None = None
     # Column forecast, after lower-casing ("Adj Close" is adj_close).
     target: str = "close"
-    # Model inputs; the target's own series is always the first input.
-    features: tuple[str, ...] = ("close",)
+    # Extra model inputs: columns or derived features (rsi14, volume, ...). The target is
+    # always the first input, listed here or not; empty: the target alone.
+    features: tuple[str, ...] = ()
     # Missing or non-positive target values: "none" is an error, "ffill" carries the last
     # good value forward, "drop" removes those days.
     fill: str = "none"
@@ -235,7 +236,6 @@ def _check_ranges(config: Config) -> None:
     d, s, m, t = config.data, config.split, config.model, config.train
     checks = [
         (d.fill in FILL_POLICIES, f"data.fill must be one of {', '.join(FILL_POLICIES)}"),
-        (len(d.features) > 0, "data.features must name at least one column"),
         (0 <= s.val_fraction < 1, "split.val_fraction must be in [0, 1)"),
         (0 < s.test_fraction < 1, "split.test_fraction must be in (0, 1)"),
         (s.val_fraction + s.test_fraction < 1, "split fractions must leave days for training"),

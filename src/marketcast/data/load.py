@@ -34,7 +34,7 @@ def load_prices(
     end: str | None = None,
     date_column: str | None = None,
     target: str = "close",
-    features: Sequence[str] = ("close",),
+    features: Sequence[str] = (),
     fill: str = "none",
 ) -> pd.DataFrame:
     """Read daily prices and return a frame satisfying the data contract.
@@ -54,7 +54,8 @@ def load_prices(
         Name of the date column, when it is not one of date/timestamp/datetime/time/day.
     target, features : str, sequence of str
         Columns that must be clean (checked here); other columns are kept as they are. A
-        feature that is not a column is derived (see :mod:`marketcast.data.features`).
+        feature that is not a column is derived (see :mod:`marketcast.data.features`);
+        ``features`` may leave out the target.
     fill : {"none", "ffill", "drop"}
         What to do with NaN or non-positive values in those columns.
 
@@ -80,7 +81,7 @@ def validate_prices(
     frame: pd.DataFrame,
     *,
     target: str = "close",
-    features: Sequence[str] = ("close",),
+    features: Sequence[str] = (),
     fill: str = "none",
 ) -> pd.DataFrame:
     """Enforce the data contract on a frame indexed by date; return a clean copy."""
