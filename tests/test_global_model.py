@@ -1,4 +1,5 @@
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -7,7 +8,9 @@ import pytest
 from conftest import small_config
 from test_cli import assert_one_line_error, cli
 
+from marketcast import api
 from marketcast.api import run_global
+from marketcast.artifacts import check_run
 from marketcast.global_model import summarize_tickers
 
 
@@ -67,3 +70,41 @@ def test_ticker_and_tickers_together_is_an_error(capsys, long_csv, tmp_path):
                        "--ticker", "AAA", "--runs-dir", str(tmp_path / "runs"))
     assert_one_line_error(code, err, "not both")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_global_run_saves_a_model_that_forecasts_each_ticker(capsys, long_csv, tmp_path):
+    result = run_global(global_config(long_csv, tmp_path))
+    folder = result.path
+    check_run(folder)  # the model files are signed with the rest
+    saved = pd.read_csv(folder / "forecast.csv", parse_dates=["date"])
+    assert saved["ticker"].unique().tolist() == ["AAA", "BBB", "CCC"]
+    last = pd.read_csv(long_csv, parse_dates=["date"]).query("Name == 'BBB'")
+    bbb = saved[saved["ticker"] == "BBB"].drop(columns="ticker").reset_index(drop=True)
+    assert len(bbb) == 30 and bbb["date"].min() > last["date"].max()
+
+    def text(frame):
+        return frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+
+    # Reloaded from safetensors + JSON, the ticker's forecast is the run's, digit for digit,
+    # from the saved last days or from the data file itself.
+    assert text(api.forecast(folder, ticker="bbb")) == text(bbb)
+    assert text(api.forecast(folder, data=str(long_csv), ticker="BBB")) == text(bbb)
+    # Different tickers, different scalers and histories: different forecasts.
+    aaa = api.forecast(folder, ticker="AAA")
+    assert not np.allclose(aaa["lstm"], bbb["lstm"])
+
+    code, out, _ = cli(capsys, "forecast", "--run", str(folder), "--ticker", "CCC", "--days", "3")
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 3
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))
+    assert_one_line_error(code, err, "needs --ticker: one of AAA, BBB, CCC")
+    code, _, err = cli(capsys, "forecast", "--run", str(folder), "--ticker", "ZZZ")
+    assert_one_line_error(code, err, "has no ticker 'ZZZ'")
+    code, _, err = cli(capsys, "evaluate", "--run", str(folder))
+    assert_one_line_error(code, err, "per_ticker.csv")
+
+
+def test_ticker_on_a_single_series_folder_is_an_error(capsys, config):
+    folder = api.run(dataclasses.replace(
+        config, output=dataclasses.replace(config.output, name="one"))).path
+    code, _, err = cli(capsys, "forecast", "--run", str(folder), "--ticker", "AAA")
+    assert_one_line_error(code, err, "--ticker is for the folders of `marketcast run --tickers`")

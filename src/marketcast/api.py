@@ -118,7 +118,7 @@ def evaluate(trained: Trained) -> Evaluation:
 
 def evaluate_run(run_dir: str | Path) -> Evaluation:
     """Reload a saved run, check its data is unchanged, and re-score the test period."""
-    config, lstm, meta = load_run(run_dir)
+    config, lstm, meta = load_run(run_dir, ticker=_SCORED_ELSEWHERE)
     frame, series = load_series(config)
     if data_sha256(frame) != meta["data_sha256"]:
         raise DataError(
@@ -133,27 +133,31 @@ def evaluate_run(run_dir: str | Path) -> Evaluation:
 
 def forecast(
     run_dir: str | Path, data: str | None = None, days: int | None = None,
-    interval: float | None = None,
+    interval: float | None = None, ticker: str | None = None,
 ) -> pd.DataFrame:
     """Forecast with a saved model: after its training data, or after the end of ``data``.
 
     Returns a frame ``date, lstm, [lstm_lower, lstm_upper,] naive`` on NYSE trading dates.
     The interval (default: the run's ``forecast.interval``) is conformal, calibrated on the
-    run's out-of-sample test residuals.
+    run's out-of-sample test residuals (a global model's folder has none). ``ticker`` picks
+    the ticker of a global model (``run --tickers``).
     """
-    config, lstm, meta = load_run(run_dir)
+    config, lstm, meta = load_run(run_dir, ticker)
     level = config.forecast.interval if interval is None else interval
     residuals_path = Path(run_dir) / RESIDUALS
     if interval and not residuals_path.is_file():
         raise ArtifactError(
-            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder); "
-            "use a folder from `marketcast run`, or drop --interval"
+            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder, or a "
+            "global model's); use a folder from a single-series `marketcast run`, or drop "
+            "--interval"
         )
     if data is None:
         dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
         series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
     else:
         newer = dataclasses.replace(config.data, source=data, start=None, end=None)
+        if ticker is not None:  # a global model: that ticker's rows of the file
+            newer = dataclasses.replace(newer, ticker=ticker, tickers=())
         _, series = load_series(dataclasses.replace(config, data=newer))
         need = lstm.transform_.offset + lstm.transform_.lookback
         if len(series.y) < need:
@@ -166,15 +170,47 @@ def forecast(
     return future
 
 
-def load_run(run_dir: str | Path) -> tuple[Config, LSTMForecaster, dict]:
-    """Config, LSTM and metadata of a verified run folder (no pickle involved)."""
+# Passed by evaluate_run: a global model's folder already holds its scores.
+_SCORED_ELSEWHERE = object()
+
+
+def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
+    """Config, LSTM and metadata of a verified run folder (no pickle involved).
+
+    A global model's folder needs ``ticker``: the LSTM is the shared network behind that
+    ticker's scaler, and the metadata that ticker's.
+    """
     tensors, meta = artifacts.load_model_files(Path(run_dir))
+    if meta.get("kind") == "global":
+        meta = _global_ticker(run_dir, meta, ticker)
+    elif isinstance(ticker, str):
+        raise ConfigError(
+            f"{run_dir} holds a model of one series; --ticker is for the folders of "
+            "`marketcast run --tickers`: drop it"
+        )
     try:
         config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
         model = LSTMForecaster.from_state(tensors, meta)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
     return config, model, meta
+
+
+def _global_ticker(run_dir, meta: dict, ticker) -> dict:
+    from marketcast.global_model import ticker_meta
+
+    tickers = list(meta.get("tickers", {}))
+    if ticker is _SCORED_ELSEWHERE:
+        raise ArtifactError(
+            f"{run_dir} holds a global model: its test-period scores are in per_ticker.csv "
+            "there, one row per ticker"
+        )
+    if ticker is None or ticker.upper() not in tickers:
+        shown = ", ".join(tickers[:8]) + (f", ... ({len(tickers)} in all)"
+                                          if len(tickers) > 8 else "")
+        what = "needs --ticker" if ticker is None else f"has no ticker {ticker!r}"
+        raise ConfigError(f"{run_dir} holds a global model and {what}: one of {shown}")
+    return ticker_meta(meta, ticker.upper())
 
 
 def run(config: Config | None = None, callback: Callback | None = None,
@@ -205,7 +241,8 @@ def run(config: Config | None = None, callback: Callback | None = None,
 
 @dataclass
 class GlobalRunResult:
-    """A global model's run folder, per-ticker scores, their summary and skipped tickers."""
+    """A global model's run folder, per-ticker scores, their summary, skipped tickers and
+    every ticker's forecast (``ticker, date, lstm, naive``)."""
 
     path: Path
     per_ticker: pd.DataFrame
@@ -214,6 +251,7 @@ class GlobalRunResult:
     skipped: dict[str, str]
     history: pd.DataFrame
     seconds: float
+    forecast: pd.DataFrame
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -222,11 +260,16 @@ def run_global(config: Config, callback: Callback | None = None,
 
     Each ticker is scaled on its own training rows; every ticker's test period is scored
     against naive and linear; the run folder holds ``per_ticker.csv``, ``skipped.csv``,
-    ``metrics.json`` (the distribution summary), ``loss_history.csv`` and ``config.toml``.
+    ``metrics.json`` (the distribution summary), ``loss_history.csv``, ``config.toml``,
+    ``forecast.csv`` (every ticker's next days) and the model (``model.safetensors`` and
+    ``model.json``: the network, each ticker's scaler and last days), which
+    :func:`forecast` reads with ``ticker=``.
     """
     from marketcast.global_model import (
         evaluate_tickers,
         fit_global,
+        forecast_tickers,
+        global_state,
         global_verdict,
         summarize_tickers,
     )
@@ -240,6 +283,8 @@ def run_global(config: Config, callback: Callback | None = None,
     fit = fit_global(pooled, config, callback)
     per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
     summary = summarize_tickers(per_ticker)
+    future = forecast_tickers(fit, panel, config)
+    tensors, meta = global_state(fit, panel, config)
     history = pd.DataFrame([vars(e) for e in fit.history])
     skipped = pd.DataFrame({"ticker": list(panel.skipped), "reason": list(panel.skipped.values())})
     seconds = time.perf_counter() - started
@@ -250,6 +295,11 @@ def run_global(config: Config, callback: Callback | None = None,
         artifacts.write_csv(out / "per_ticker.csv", per_ticker)
         artifacts.write_csv(out / "skipped.csv", skipped)
         artifacts.write_csv(out / "loss_history.csv", history)
+        artifacts.write_csv(out / "forecast.csv", future)
+        artifacts.save_model(out, tensors, {
+            **meta, "config": config.to_dict(),
+            "versions": artifacts.package_versions(MODEL_PACKAGES),
+        })
         artifacts.write_json(out / "metrics.json", {
             **summary, "skipped": len(panel.skipped), "windows_train": len(pooled.train_origins),
             "windows_val": len(pooled.val_origins), "best_epoch": fit.best_epoch,
@@ -260,7 +310,7 @@ def run_global(config: Config, callback: Callback | None = None,
         folder.discard()
         raise
     return GlobalRunResult(path, per_ticker, summary, global_verdict(summary), panel.skipped,
-                           history, seconds)
+                           history, seconds, future)
 
 
 def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,

@@ -211,6 +211,10 @@ def _run_global(config) -> None:
     if result.skipped:
         shown = ", ".join(list(result.skipped)[:5])
         out.print(f"skipped {len(result.skipped)} tickers ({shown}); reasons in skipped.csv")
+    days = result.forecast["date"].nunique()
+    out.print(f"forecast of the next {days} trading days for each ticker: forecast.csv; "
+              f"one ticker again: marketcast forecast --run {result.path} --ticker "
+              f"{result.forecast['ticker'].iloc[0]}", soft_wrap=True)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
 
 
@@ -324,13 +328,15 @@ def evaluate(run_dir) -> None:
               help="Trading days to forecast.")
 @click.option("--interval", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Conformal interval coverage, 0 for none (default: the run's, 0.9).")
+@click.option("--ticker", default=None,
+              help="Ticker to forecast, for the folder of a global model (run --tickers).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the forecast CSV here instead of printing it.")
-def forecast(run_dir, data, days, interval, output) -> None:
+def forecast(run_dir, data, days, interval, ticker, output) -> None:
     """Forecast the next trading days with a saved model."""
     from marketcast.api import forecast as forecast_api
 
-    frame = forecast_api(run_dir, data=data, days=days, interval=interval)
+    frame = forecast_api(run_dir, data=data, days=days, interval=interval, ticker=ticker)
     text = frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
     if output is None:
         click.echo(text, nl=False)

@@ -9,6 +9,7 @@ then summarises the distribution of Theil's U and of the Diebold-Mariano verdict
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from marketcast.metrics import accuracy
 from marketcast.models import LSTMForecaster, make_model
 from marketcast.nn import StackedLSTM
 from marketcast.panel import Panel, Pooled
-from marketcast.pipeline import test_table
+from marketcast.pipeline import future_days, future_forecast, test_table
 from marketcast.train import Callback, EpochLog, fit_network
 
 # A Diebold-Mariano p-value below this calls the LSTM better or worse than the random walk.
@@ -56,6 +57,54 @@ def fit_global(pooled: Pooled, config: Config, callback: Callback | None = None)
     history, best_epoch = fit_network(net, pooled.Z, pooled.train_origins, pooled.val_origins,
                                       m.lookback, m.horizon, config.train, callback)
     return GlobalFit(net, pooled, history, best_epoch)
+
+
+def global_state(fit: GlobalFit, panel: Panel, config: Config) -> tuple[dict, dict]:
+    """Weights (for safetensors) and JSON metadata of a global model.
+
+    The metadata holds what is shared (settings, features, best epoch) and, per ticker, its
+    scaler and the last ``lookback + 1`` days of its data, which a forecast starts from.
+    :func:`ticker_meta` turns it into the metadata of one ticker's ``LSTMForecaster``.
+    """
+    tensors = {k: v.detach().contiguous() for k, v in fit.net.state_dict().items()}
+    rows = config.model.lookback + 1
+    tickers = {
+        ticker: {
+            "transform": fit.pooled.transforms[ticker].to_dict(),
+            "context_y": one.y[-rows:].tolist(),
+            "context_X": None if one.X is None else one.X[-rows:].tolist(),
+            "context_dates": [d.date().isoformat() for d in one.dates[-rows:]],
+        }
+        for ticker, one in panel.series.items()
+    }
+    first = next(iter(panel.series.values()))
+    meta = {
+        "kind": "global", "model": dataclasses.asdict(config.model),
+        "train": dataclasses.asdict(config.train), "best_epoch": fit.best_epoch,
+        "features": list(first.feature_names), "tickers": tickers,
+    }
+    return tensors, meta
+
+
+def ticker_meta(meta: dict, ticker: str) -> dict:
+    """One ticker's model metadata from a global model's; KeyError for an unknown ticker."""
+    shared = {k: v for k, v in meta.items() if k != "tickers"}
+    return {**shared, **meta["tickers"][ticker]}
+
+
+def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFrame:
+    """The next trading days of every ticker, from the end of its data: a long table
+    ``ticker, date, lstm, naive`` (only ``--horizon`` days with extra features)."""
+    # Every ticker has the same inputs: decide (and warn about) the days once.
+    days = future_days(next(iter(panel.series.values())), config.model.horizon,
+                       config.forecast.days)
+    frames = []
+    for ticker, one in panel.series.items():
+        models = {"lstm": fit.for_ticker(ticker, config, one.y, one.X),
+                  "naive": make_model("naive", config).fit(one.y, one.X)}
+        frames.append(future_forecast(models, one, days).assign(ticker=ticker))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["ticker", "date", "lstm", "naive"]]
 
 
 def evaluate_tickers(
