@@ -1,3 +1,4 @@
+import base64
 import dataclasses
 import io
 import json
@@ -7,11 +8,14 @@ import pandas as pd
 import pytest
 from conftest import small_config
 from test_cli import assert_one_line_error, cli
+from test_report import PNG, Parsed
 
 from marketcast import api
 from marketcast.api import run_global
 from marketcast.artifacts import check_run
 from marketcast.global_model import summarize_tickers
+from marketcast.report import REPORT, report
+from marketcast.report_global import GLOBAL_SECTIONS
 
 
 def global_config(source, tmp_path, tickers=("all",)):
@@ -63,6 +67,7 @@ def test_run_tickers_command(capsys, long_csv, tmp_path):
     assert code == 0, out
     assert "global LSTM over 2 tickers: median Theil's U" in out
     assert (tmp_path / "runs" / "g" / "per_ticker.csv").is_file()
+    assert out.rstrip().endswith(f"report: {tmp_path / 'runs' / 'g' / 'report.html'}")
 
 
 def test_ticker_and_tickers_together_is_an_error(capsys, long_csv, tmp_path):
@@ -108,3 +113,22 @@ def test_ticker_on_a_single_series_folder_is_an_error(capsys, config):
         config, output=dataclasses.replace(config.output, name="one"))).path
     code, _, err = cli(capsys, "forecast", "--run", str(folder), "--ticker", "AAA")
     assert_one_line_error(code, err, "--ticker is for the folders of `marketcast run --tickers`")
+
+
+def test_global_report(long_csv, tmp_path):
+    result = run_global(global_config(long_csv, tmp_path))
+    html = (result.path / REPORT).read_text(encoding="utf-8")
+    parsed = Parsed(html)
+    assert parsed.sections == list(GLOBAL_SECTIONS)
+    assert len(parsed.images) == 2  # loss curve, Theil's U histogram
+    assert all(base64.b64decode(src.split(",", 1)[1]).startswith(PNG) for src in parsed.images)
+    u = result.summary["theils_u_lstm"]
+    assert f"median Theil&#39;s U {u['median']:.3f}" in html
+    for ticker in result.per_ticker["ticker"]:
+        assert f"<td>{ticker}</td>" in html
+    assert "SHORT" in html  # the skipped ticker, with its reason
+    # The report is signed with the rest, and `marketcast report` renders the same bytes.
+    check_run(result.path)
+    before = (result.path / REPORT).read_bytes()
+    report(result.path)
+    assert (result.path / REPORT).read_bytes() == before

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 from browser import Browser, browser_or_skip
-from conftest import TEST_OUTPUT, small_config, synthetic_prices
+from conftest import TEST_OUTPUT, long_prices, small_config, synthetic_prices
 
 from marketcast import api
 from marketcast.artifacts import MANIFEST, _sha256, check_run, verify_folder
@@ -17,7 +17,8 @@ from marketcast.config import BacktestConfig, OutputConfig
 from marketcast.errors import ArtifactError
 from marketcast.models import MODELS
 from marketcast.plots import COLORS
-from marketcast.report import REPORT, SECTIONS, render_report, report
+from marketcast.report import REPORT, SECTIONS, TITLES, render_report, report
+from marketcast.report_global import GLOBAL_SECTIONS
 from marketcast.walkforward import backtest
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +26,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """A `run` folder and a `backtest` folder (all five models) of tiny models."""
+    """A `run` folder, a `backtest` folder (all five models) and a global model's folder
+    (`run --tickers`) of tiny models."""
     tmp = tmp_path_factory.mktemp("report")
     path = tmp / "prices.csv"
     synthetic_prices().to_csv(path, index=False)
@@ -35,7 +37,12 @@ def folders(tmp_path_factory):
     bt = backtest(dataclasses.replace(
         config, output=OutputConfig(str(tmp / "runs"), "bt"),
         backtest=BacktestConfig(n_windows=40, refit_every=0)))
-    return {"run": run.path, "backtest": bt.path}
+    long = tmp / "long.csv"
+    long_prices().to_csv(long, index=False)
+    many = small_config(long, tmp / "runs", layers=1)
+    many = dataclasses.replace(many, data=dataclasses.replace(many.data, tickers=("all",)),
+                               output=OutputConfig(str(tmp / "runs"), "global"))
+    return {"run": run.path, "backtest": bt.path, "global": api.run_global(many).path}
 
 
 class Parsed(HTMLParser):
@@ -183,10 +190,11 @@ def browser(tmp_path_factory):
         yield chromium
 
 
-@pytest.mark.parametrize("kind", ["run", "backtest"])
+@pytest.mark.parametrize("kind", ["run", "backtest", "global"])
 def test_report_in_headless_chromium(browser: Browser, folders, kind, tmp_path):
     page = browser.open(folders[kind] / REPORT)
-    assert page.sections == [(key, title) for key, title in SECTIONS.items()]
+    keys = GLOBAL_SECTIONS if kind == "global" else SECTIONS
+    assert page.sections == [(key, TITLES[key]) for key in keys]
     assert page.images and page.broken_images == []
     assert all(width >= 600 for width in page.image_widths)  # readable, not thumbnails
     assert page.external_requests == []
@@ -195,7 +203,7 @@ def test_report_in_headless_chromium(browser: Browser, folders, kind, tmp_path):
     browser.screenshot(shot)
     assert shot.read_bytes().startswith(PNG)
     TEST_OUTPUT.mkdir(exist_ok=True)
-    stable = TEST_OUTPUT / ("report.png" if kind == "run" else "report-backtest.png")
+    stable = TEST_OUTPUT / ("report.png" if kind == "run" else f"report-{kind}.png")
     shutil.copyfile(shot, stable)
     print(f"screenshot: {stable}")
 

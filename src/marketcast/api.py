@@ -274,6 +274,7 @@ def run_global(config: Config, callback: Callback | None = None,
         summarize_tickers,
     )
     from marketcast.panel import load_panel, parse_tickers, pool
+    from marketcast.report import REPORT, render_report
 
     if config.data.ticker:
         raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
@@ -301,16 +302,26 @@ def run_global(config: Config, callback: Callback | None = None,
             "versions": artifacts.package_versions(MODEL_PACKAGES),
         })
         artifacts.write_json(out / "metrics.json", {
-            **summary, "skipped": len(panel.skipped), "windows_train": len(pooled.train_origins),
-            "windows_val": len(pooled.val_origins), "best_epoch": fit.best_epoch,
-            "epochs_run": len(history), "wall_seconds": round(seconds, 2),
+            "kind": "global", **summary, "verdict": [global_verdict(summary)],
+            "skipped": len(panel.skipped), "data": _panel_summary(panel),
+            "windows_train": len(pooled.train_origins), "windows_val": len(pooled.val_origins),
+            "best_epoch": fit.best_epoch, "epochs_run": len(history),
+            "wall_seconds": round(seconds, 2), "environment": artifacts.environment(),
         })
+        artifacts.write_text(out / REPORT, render_report(out))
         path = folder.finish()
     except BaseException:
         folder.discard()
         raise
     return GlobalRunResult(path, per_ticker, summary, global_verdict(summary), panel.skipped,
                            history, seconds, future)
+
+
+def _panel_summary(panel) -> dict:
+    dates = [one.dates for one in panel.series.values()]
+    return {"start": min(d[0] for d in dates).date().isoformat(),
+            "end": max(d[-1] for d in dates).date().isoformat(),
+            "rows": int(sum(len(d) for d in dates))}
 
 
 def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,

@@ -216,6 +216,7 @@ def _run_global(config) -> None:
               f"one ticker again: marketcast forecast --run {result.path} --ticker "
               f"{result.forecast['ticker'].iloc[0]}", soft_wrap=True)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
+    out.print(f"report: {result.path / 'report.html'}", soft_wrap=True)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -163,3 +163,27 @@ def plot_residuals(residuals: dict[str, np.ndarray], model: str, target: str,
     right.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, out)
+
+
+def plot_theils_u(per_ticker: pd.DataFrame, out: Path | BinaryIO) -> None:
+    """Histogram over tickers of Theil's U (test RMSE / the random walk's) of the LSTM and
+    the linear model, with the random walk's 1.0 marked."""
+    columns = {"lstm": "theils_u_lstm", "linear": "theils_u_linear"}
+    values = {m: per_ticker[c].to_numpy(float) for m, c in columns.items()}
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.histogram_bin_edges(np.append(finite, 1.0), bins=min(40, max(len(finite) // 6, 8)))
+    for name, v in values.items():
+        filled = name == "lstm"
+        ax.hist(v[np.isfinite(v)], bins=bins, color=color(name), alpha=0.45 if filled else 1.0,
+                histtype="stepfilled" if filled else "step", linewidth=1.4,
+                label=f"{name} (median {np.nanmedian(v):.3f})")
+    ax.axvline(1.0, color=color("naive"), linewidth=1.4, linestyle="--",
+               label="random walk (U = 1)")
+    ax.set(xlabel="Theil's U on the test period: RMSE / the random walk's RMSE (below 1: better)",
+           ylabel="tickers", title=f"{len(per_ticker)} tickers, one global LSTM")
+    ax.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)

@@ -34,6 +34,8 @@ SECTIONS = {
     "test": "Test period", "backtest": "Backtest", "forecast": "Forecast",
     "residuals": "Residual diagnostics", "environment": "Environment",
 }
+# Section titles, those of a global model's report (report_global.py) included.
+TITLES = {**SECTIONS, "tickers": "Tickers"}
 # Scores shown in tables: (key in metrics.json, heading, format).
 SCORES = [
     ("n", "n", "{:.0f}"), ("rmse", "RMSE", "{:.3f}"), ("mae", "MAE", "{:.3f}"),
@@ -56,10 +58,15 @@ def report(run_dir: str | Path) -> Path:
 def render_report(folder: str | Path) -> str:
     """The report of the run, backtest or train folder ``folder`` as HTML text."""
     run = RunFiles.read(Path(folder))
-    sections = [
-        _verdict(run), _configuration(run), _data(run), _loss(run), _test(run),
-        _backtest(run), _forecast(run), _residuals(run), _environment(run),
-    ]
+    if run.kind == "global":
+        from marketcast.report_global import global_sections
+
+        sections = global_sections(run)
+    else:
+        sections = [
+            _verdict(run), _configuration(run), _data(run), _loss(run), _test(run),
+            _backtest(run), _forecast(run), _residuals(run), _environment(run),
+        ]
     env = jinja2.Environment(loader=jinja2.PackageLoader("marketcast", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["code"] = _code
@@ -72,7 +79,7 @@ class RunFiles:
     """What the report reads from a folder: metrics, config and the long forecast table."""
 
     folder: Path
-    kind: str  # "run", "backtest" or "train"
+    kind: str  # "run", "backtest", "train" or "global"
     metrics: dict
     config: dict
     table: pd.DataFrame | None  # model, cutoff, date, step, y, y_hat, ...
@@ -90,7 +97,7 @@ class RunFiles:
             config = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{folder}/config.toml is not valid TOML: {exc}") from None
-        kind = ("backtest" if metrics.get("kind") == "backtest"
+        kind = (metrics.get("kind") if metrics.get("kind") in ("backtest", "global")
                 else "run" if "metrics" in metrics else "train")
         name = {"backtest": "backtest.csv", "run": "test_forecasts.csv"}.get(kind)
         table = _read_csv(folder / name, ["cutoff", "date"]) if name else None
@@ -115,6 +122,8 @@ class RunFiles:
         data = self.config.get("data", {})
         source = Path(data.get("source", "?")).name
         ticker = f" {data['ticker']}" if data.get("ticker") else ""
+        if self.kind == "global":
+            ticker = f", {self.metrics.get('tickers', '?')} tickers"
         return f"marketcast {self.kind}: {source}{ticker}"
 
     @property
@@ -148,7 +157,7 @@ def _code(text: str) -> markupsafe.Markup:
 
 
 def _section(key: str, *blocks: dict) -> dict:
-    return {"id": key, "title": SECTIONS[key], "blocks": [b for b in blocks if b]}
+    return {"id": key, "title": TITLES[key], "blocks": [b for b in blocks if b]}
 
 
 def _note(text: str) -> dict:

@@ -1,0 +1,130 @@
+"""The report of a global model's folder (``marketcast run --tickers``).
+
+One LSTM over many tickers is judged by the distribution of its per-ticker scores, so the
+page shows that distribution (Theil's U of the LSTM and the linear model against the random
+walk's 1.0, the shares of tickers where the LSTM is significantly better or worse) where a
+single-series report shows one test period. Configuration, training loss and environment
+are the single-series report's sections.
+"""
+
+from __future__ import annotations
+
+from marketcast import plots
+from marketcast.report import (
+    RunFiles,
+    _configuration,
+    _environment,
+    _figure,
+    _fmt,
+    _loss,
+    _note,
+    _pairs,
+    _section,
+)
+
+GLOBAL_SECTIONS = ("verdict", "config", "data", "loss", "tickers", "forecast", "environment")
+# Per-ticker columns shown, in order: (column of per_ticker.csv, heading, format).
+TICKER_COLUMNS = [
+    ("ticker", "ticker", "{}"), ("n_test", "test days", "{:.0f}"),
+    ("rmse_lstm", "RMSE lstm", "{:.3f}"), ("rmse_naive", "RMSE naive", "{:.3f}"),
+    ("rmse_linear", "RMSE linear", "{:.3f}"), ("theils_u_lstm", "U lstm", "{:.3f}"),
+    ("theils_u_linear", "U linear", "{:.3f}"), ("dm_p_value", "DM p vs naive", "{:.3g}"),
+    ("lstm_vs_naive", "lstm vs naive", "{}"),
+]
+
+
+def global_sections(run: RunFiles) -> list[dict]:
+    """The sections of GLOBAL_SECTIONS, in that order."""
+    per_ticker = run.csv("per_ticker.csv", dates=())
+    return [
+        _verdict(run), _configuration(run), _data(run), _loss(run), _tickers(run, per_ticker),
+        _forecast(run), _environment(run),
+    ]
+
+
+def _verdict(run: RunFiles) -> dict:
+    m = run.metrics
+    better, worse, median = m["lstm_better_pct"], m["lstm_worse_pct"], m["theils_u_lstm"]["median"]
+    if better > worse and median < 1:
+        tone, word = "good", "beats"
+    elif worse > better:
+        tone, word = "bad", "loses to"
+    else:
+        tone, word = "neutral", "does not beat"
+    card = {
+        "tone": tone,
+        "headline": f"LSTM {word} the random walk across {m['tickers']} tickers",
+        "detail": f"significantly better on {better:.1f}% of tickers, significantly worse on "
+                  f"{worse:.1f}%; median Theil's U {_fmt(median, '{:.3f}')}",
+    }
+    caption = ("Each ticker's one-day-ahead test forecasts against tomorrow = today, "
+               "Diebold-Mariano test of equal squared error (p < 0.05 decides).")
+    lines = m.get("verdict", [])
+    return _section("verdict", {"kind": "cards", "cards": [card], "caption": caption},
+                    {"kind": "list", "items": lines} if lines else None)
+
+
+def _data(run: RunFiles) -> dict:
+    m, d = run.metrics, run.metrics.get("data", {})
+    skipped = run.csv("skipped.csv", dates=())
+    pairs = [
+        ("source", run.config.get("data", {}).get("source")),
+        ("tickers scored", m.get("tickers")), ("tickers skipped", m.get("skipped")),
+        ("first day", d.get("start")), ("last day", d.get("end")),
+        ("rows (all tickers)", d.get("rows")),
+        ("training windows", m.get("windows_train")),
+        ("validation windows", m.get("windows_val")),
+    ]
+    table = None
+    if skipped is not None and len(skipped):
+        table = {"kind": "table", "caption": "Skipped tickers and why",
+                 "columns": ["ticker", "reason"], "collapsed": True,
+                 "rows": [[r["ticker"], r["reason"]] for _, r in skipped.iterrows()]}
+    return _section("data", _pairs("summary", pairs), table, _note(
+        "Each ticker is scaled on its own training rows; no window crosses from one ticker "
+        "into the next."))
+
+
+def _tickers(run: RunFiles, per_ticker) -> dict:
+    if per_ticker is None or per_ticker.empty:
+        return _section("tickers", _note("No per-ticker scores in this folder."))
+    m = run.metrics
+    quartiles = {"kind": "table", "caption": "Theil's U over tickers (below 1: better than the "
+                 "random walk)", "columns": ["model", "q1", "median", "q3"],
+                 "rows": [[{"model": model}, *(_fmt(m[f"theils_u_{model}"][q], "{:.3f}")
+                                              for q in ("q1", "median", "q3"))]
+                          for model in ("lstm", "linear")]}
+    ordered = per_ticker.sort_values("theils_u_lstm", na_position="last")
+    rows = [[_fmt(r[c], f) for c, _, f in TICKER_COLUMNS] for _, r in ordered.iterrows()]
+    every = {"kind": "table", "caption": "Every ticker, best LSTM first",
+             "columns": [h for _, h, _ in TICKER_COLUMNS], "rows": rows, "collapsed": True}
+    return _section(
+        "tickers",
+        _figure(plots.plot_theils_u, per_ticker, alt="Histogram of Theil's U over tickers",
+                caption="Theil's U of each ticker's test period; the dashed line is the "
+                        "random walk."),
+        quartiles,
+        {"kind": "text", "text": f"The LSTM is significantly better than the random walk on "
+         f"{m['lstm_better_pct']:.1f}% of the tickers and significantly worse on "
+         f"{m['lstm_worse_pct']:.1f}%; on the rest the difference is not significant."},
+        every)
+
+
+def _forecast(run: RunFiles) -> dict:
+    future = run.csv("forecast.csv")
+    if future is None:
+        return _section("forecast", _note("No forecast saved in this folder."))
+    last = future.groupby("ticker", sort=False).tail(1)
+    rows = [[r["ticker"], f"{r['date']:%Y-%m-%d}", _fmt(r["naive"], "{:.2f}"),
+             _fmt(r["lstm"], "{:.2f}"), _fmt(100 * (r["lstm"] / r["naive"] - 1), "{:+.2f}")]
+            for _, r in last.iterrows()]
+    days = future["date"].nunique()
+    return _section(
+        "forecast",
+        {"kind": "text", "text": f"forecast.csv holds each ticker's next {days} trading days; "
+         "`marketcast forecast --run FOLDER --ticker T` makes one again, or from newer data "
+         "with `--data`."},
+        {"kind": "table", "caption": "Last forecast day per ticker: LSTM against the last "
+         "price (the random walk's forecast)", "columns": ["ticker", "date", "last price",
+                                                          "lstm", "change %"],
+         "rows": rows, "collapsed": True})
