@@ -6,7 +6,8 @@ the last output, linear head, MSE, backward, Adam), three ways, alternated round
 * ``nn.LSTM``: as shipped (``marketcast.nn.StackedLSTM``: one ``nn.LSTM`` call; PyTorch runs
   it through oneDNN's fused LSTM; its inter-layer dropout draws masks with ``bernoulli_``);
 * ``per-layer``: three one-layer ``torch.lstm`` calls with the dropout masks drawn as
-  ``torch.rand(...) >= p`` in between (``bernoulli_`` costs ~3 ms per 64 x 100 x 50 mask);
+  ``torch.rand(...) >= p`` in between instead of with ``bernoulli_`` (both mask draws are
+  timed on their own too, for one 64 x 100 x 50 inter-layer activation);
 * ``fused C++``: ``benchmarks/kernels/fused_lstm.cpp``, an LSTM layer written out in C++ on
   ATen (input projections hoisted into one product, one small product per step, the gate
   arithmetic in one vectorised loop, backward through time by hand), compiled at start with
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind}: max |output - nn.LSTM| {checks[kind][0]:.1e}, "
               f"max relative gradient difference {checks[kind][1]:.1e}")
     steps = {(k, b): Step(k, b, fused) for k in kinds for b in (64, 256)}
+    activation = torch.empty(LOOKBACK, 64, UNITS)
+    masks = {"mask bernoulli_": lambda: torch.empty_like(activation).bernoulli_(1 - DROPOUT),
+             "mask rand >= p": lambda: torch.rand(activation.shape) >= DROPOUT}
     times: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
@@ -153,10 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             for (kind, batch), step in order:
                 key = f"{kind}, B={batch}, {threads} thr"
                 times.setdefault(key, []).append(timed(step, args.steps))
+            for name, draw in masks.items():
+                times.setdefault(f"{name}, {threads} thr", []).append(timed(draw, args.steps))
         print(f"round {r + 1} done; load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"\n{'variant':28s} {'ms/step':>8s} {'win/s':>7s} {'GFLOP/s':>8s} "
           f"{'vs nn.LSTM':>10s}")
+    for key in [k for k in times if k.startswith("mask")]:
+        print(f"{key:28s} {1000 * statistics.median(times[key]):8.2f} ms per mask "
+              f"({LOOKBACK} x 64 x {UNITS})")
     for key, values in times.items():
+        if key.startswith("mask"):
+            continue
         kind, batch, threads = key.split(", ")
         med = statistics.median(values)
         base = statistics.median(times[f"nn.LSTM, {batch}, {threads}"])

@@ -1,6 +1,6 @@
 """Every speed benchmark of issue 7 in one command, with medians and in-run ratios.
 
-    .venv/bin/python benchmarks/run_all.py            # ~15-25 min on 2 busy cores
+    .venv/bin/python benchmarks/run_all.py            # ~20-30 min on 2 busy cores
     .venv/bin/python benchmarks/run_all.py --quick    # fewer repeats, no full backtest
 
 1. training throughput (bench_train.py): processes alternating glibc's default malloc and the

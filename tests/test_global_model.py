@@ -2,6 +2,7 @@ import base64
 import dataclasses
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from marketcast import api
 from marketcast.api import run_global
 from marketcast.artifacts import check_run
 from marketcast.global_model import summarize_tickers
-from marketcast.report import REPORT, report
+from marketcast.report import REPORT, render_report, report
 from marketcast.report_global import GLOBAL_SECTIONS
 
 
@@ -106,6 +107,12 @@ def test_global_run_saves_a_model_that_forecasts_each_ticker(capsys, long_csv, t
     assert_one_line_error(code, err, "has no ticker 'ZZZ'")
     code, _, err = cli(capsys, "evaluate", "--run", str(folder))
     assert_one_line_error(code, err, "per_ticker.csv")
+    # A file of one ticker's prices (no ticker column) forecasts that ticker too.
+    alone = tmp_path / "ccc.csv"
+    rows = pd.read_csv(long_csv).query("Name == 'CCC'").drop(columns="Name")
+    rows.to_csv(alone, index=False)
+    ccc = saved[saved["ticker"] == "CCC"].drop(columns="ticker").reset_index(drop=True)
+    assert text(api.forecast(folder, data=str(alone), ticker=" ccc")) == text(ccc)
 
 
 def test_ticker_on_a_single_series_folder_is_an_error(capsys, config):
@@ -124,11 +131,19 @@ def test_global_report(long_csv, tmp_path):
     assert all(base64.b64decode(src.split(",", 1)[1]).startswith(PNG) for src in parsed.images)
     u = result.summary["theils_u_lstm"]
     assert f"median Theil&#39;s U {u['median']:.3f}" in html
+    scores = html[html.index('id="tickers"'):html.index('id="forecast"')]
     for ticker in result.per_ticker["ticker"]:
-        assert f"<td>{ticker}</td>" in html
+        assert f"<td>{ticker}</td>" in scores
     assert "SHORT" in html  # the skipped ticker, with its reason
     # The report is signed with the rest, and `marketcast report` renders the same bytes.
     check_run(result.path)
     before = (result.path / REPORT).read_bytes()
     report(result.path)
     assert (result.path / REPORT).read_bytes() == before
+    assert "600 rows over 3 tickers" in html
+    # A global folder from before metrics.json recorded its kind is still reported as one.
+    older = shutil.copytree(result.path, tmp_path / "older")
+    metrics = json.loads((older / "metrics.json").read_text())
+    del metrics["kind"]
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    assert Parsed(render_report(older)).sections == list(GLOBAL_SECTIONS)

@@ -6,7 +6,7 @@ import pytest
 from conftest import SHARED_DATA, long_prices, small_config
 
 from marketcast.errors import DataError
-from marketcast.panel import load_panel, parse_tickers, pool
+from marketcast.panel import load_panel, parse_tickers, pool, read_long
 from marketcast.windows import WindowTransform
 
 
@@ -123,3 +123,19 @@ def test_load_panel_date_bounds(long_csv, tmp_path):
     bad = dataclasses.replace(config, data=dataclasses.replace(config.data, start="soon"))
     with pytest.raises(DataError, match="--start 'soon' is not a date"):
         load_panel(bad)
+
+
+def test_ticker_names_that_read_as_missing_are_kept(tmp_path):
+    # Nasdaq's "NA" and a literal "NULL" are tickers, not missing values; a row with an
+    # empty ticker is recorded, not dropped silently. Missing prices still read as NaN.
+    frame = long_prices(("NA", "NULL", "AAA"))
+    frame.loc[frame.index[-1], "Name"] = ""
+    frame.loc[frame.index[5], "volume"] = None
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    panel = load_panel(panel_config(path, tmp_path))
+    assert panel.tickers == ["NA", "NULL", "AAA"]
+    assert "1 rows" in panel.skipped["(no ticker)"]
+    raw, column = read_long(path)
+    assert raw["volume"].isna().sum() == 1 and raw[column].iloc[-1] == ""
+    np.testing.assert_allclose(panel.series["NA"].y, raw.loc[raw[column] == "NA", "close"])

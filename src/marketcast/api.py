@@ -14,7 +14,7 @@ from marketcast import artifacts, checkpoint
 from marketcast.config import Config, config_to_toml, load_config
 from marketcast.data import data_sha256, summarize
 from marketcast.data.quality import note_quality
-from marketcast.errors import ArtifactError, ConfigError, DataError
+from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker
 from marketcast.models import BaseForecaster, LSTMForecaster, NaiveForecaster
 from marketcast.pipeline import (
     Series,
@@ -158,7 +158,11 @@ def forecast(
         newer = dataclasses.replace(config.data, source=data, start=None, end=None)
         if ticker is not None:  # a global model: that ticker's rows of the file
             newer = dataclasses.replace(newer, ticker=ticker, tickers=())
-        _, series = load_series(dataclasses.replace(config, data=newer))
+        try:
+            _, series = load_series(dataclasses.replace(config, data=newer))
+        except NotMultiTicker:  # a file of that ticker alone
+            newer = dataclasses.replace(newer, ticker=None)
+            _, series = load_series(dataclasses.replace(config, data=newer))
         need = lstm.transform_.offset + lstm.transform_.lookback
         if len(series.y) < need:
             raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
@@ -200,17 +204,23 @@ def _global_ticker(run_dir, meta: dict, ticker) -> dict:
     from marketcast.global_model import ticker_meta
 
     tickers = list(meta.get("tickers", {}))
+    if isinstance(ticker, str):
+        ticker = ticker.strip().upper()
     if ticker is _SCORED_ELSEWHERE:
         raise ArtifactError(
             f"{run_dir} holds a global model: its test-period scores are in per_ticker.csv "
             "there, one row per ticker"
         )
-    if ticker is None or ticker.upper() not in tickers:
+    if ticker is None or ticker not in tickers:
         shown = ", ".join(tickers[:8]) + (f", ... ({len(tickers)} in all)"
                                           if len(tickers) > 8 else "")
         what = "needs --ticker" if ticker is None else f"has no ticker {ticker!r}"
+        skipped = Path(run_dir) / "skipped.csv"
+        if ticker and skipped.is_file() and ticker in set(pd.read_csv(
+                skipped, keep_default_na=False)["ticker"].astype(str)):
+            what += " (it was skipped; skipped.csv says why)"
         raise ConfigError(f"{run_dir} holds a global model and {what}: one of {shown}")
-    return ticker_meta(meta, ticker.upper())
+    return ticker_meta(meta, ticker)
 
 
 def run(config: Config | None = None, callback: Callback | None = None,

@@ -16,6 +16,10 @@ class DataError(MarketcastError):
     """The price data cannot be read or breaks the data contract."""
 
 
+class NotMultiTicker(DataError):
+    """A ticker was asked of a file that holds one series (no ticker column or wide column)."""
+
+
 class ConfigError(MarketcastError):
     """A setting is unknown, of the wrong type or out of range."""
 

@@ -27,6 +27,10 @@ from marketcast.errors import DataError, MarketcastError
 from marketcast.pipeline import Series, series_from_frame, split_series
 from marketcast.windows import Split, WindowTransform
 
+# What pandas reads as missing by default; kept for every column but the ticker's.
+NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
 
 @dataclass
 class Panel:
@@ -75,7 +79,11 @@ def read_long(source: str | Path) -> tuple[pd.DataFrame, str]:
     if not path.is_file():
         raise DataError(f"data file {path} not found; pass the path of a long multi-ticker CSV")
     try:
-        raw = pd.read_csv(path)
+        header = pd.read_csv(path, nrows=0).columns
+        # Ticker names are text: "NA" (Nasdaq's ticker) or "NULL" must not become NaN.
+        names = [c for c in header if str(c).strip().lower().replace(" ", "_") in TICKER_NAMES]
+        raw = pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
+                          na_values={c: NA_STRINGS for c in header if c not in names})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{path} is not a readable CSV ({exc}); check the file") from None
     raw.columns = [str(c).strip().lower().replace(" ", "_") for c in raw.columns]
@@ -106,10 +114,13 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
     raw, ticker_col = read_long(d.source)
     names = raw[ticker_col].astype(str).str.strip().str.upper()
     groups = {name: rows for name, rows in raw.groupby(names, sort=False).groups.items()}
+    unnamed = groups.pop("", None)
     wanted = list(groups) if tickers is None else list(tickers)
     numeric = [c for c in raw.columns if c not in ("date", ticker_col)]
     first, last = _bound(d.start, "start"), _bound(d.end, "end")
     series, splits, skipped = {}, {}, {}
+    if unnamed is not None:
+        skipped["(no ticker)"] = f"{len(unnamed)} rows of {d.source} have an empty ticker"
     for ticker in wanted:
         if ticker not in groups:
             skipped[ticker] = f"not in {d.source}"

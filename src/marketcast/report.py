@@ -98,6 +98,8 @@ class RunFiles:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{folder}/config.toml is not valid TOML: {exc}") from None
         kind = (metrics.get("kind") if metrics.get("kind") in ("backtest", "global")
+                # global folders written before "kind" was recorded
+                else "global" if (folder / "per_ticker.csv").is_file()
                 else "run" if "metrics" in metrics else "train")
         name = {"backtest": "backtest.csv", "run": "test_forecasts.csv"}.get(kind)
         table = _read_csv(folder / name, ["cutoff", "date"]) if name else None
@@ -131,7 +133,9 @@ class RunFiles:
         d = self.metrics.get("data", {})
         created = self.metrics.get("environment", {}).get("created", "")[:16].replace("T", " ")
         made = f"made {created}; " if created else ""
-        return f"{made}data {d.get('start', '?')} to {d.get('end', '?')}, {d.get('rows', '?')} days"
+        rows = (f"{d.get('rows', '?')} rows over {self.metrics.get('tickers', '?')} tickers"
+                if self.kind == "global" else f"{d.get('rows', '?')} days")
+        return f"{made}data {d.get('start', '?')} to {d.get('end', '?')}, {rows}"
 
     @property
     def focus(self) -> str | None:

@@ -44,8 +44,9 @@ def global_sections(run: RunFiles) -> list[dict]:
 
 def _verdict(run: RunFiles) -> dict:
     m = run.metrics
-    better, worse, median = m["lstm_better_pct"], m["lstm_worse_pct"], m["theils_u_lstm"]["median"]
-    if better > worse and median < 1:
+    better, worse = m.get("lstm_better_pct", 0.0), m.get("lstm_worse_pct", 0.0)
+    median = m.get("theils_u_lstm", {}).get("median")
+    if better > worse and median is not None and median < 1:
         tone, word = "good", "beats"
     elif worse > better:
         tone, word = "bad", "loses to"
@@ -53,7 +54,7 @@ def _verdict(run: RunFiles) -> dict:
         tone, word = "neutral", "does not beat"
     card = {
         "tone": tone,
-        "headline": f"LSTM {word} the random walk across {m['tickers']} tickers",
+        "headline": f"LSTM {word} the random walk across {m.get('tickers', '?')} tickers",
         "detail": f"significantly better on {better:.1f}% of tickers, significantly worse on "
                   f"{worse:.1f}%; median Theil's U {_fmt(median, '{:.3f}')}",
     }

@@ -27,7 +27,7 @@ from marketcast.data.readers import (
     ticker_column,
     to_frame,
 )
-from marketcast.errors import DataError
+from marketcast.errors import DataError, NotMultiTicker
 
 BUILTIN_SOURCES = ("sp500",)
 # sp500 is 1999-2018; the default job uses the post-crisis decade.
@@ -115,7 +115,7 @@ def _pick(raw: pd.DataFrame, ticker: str | None, path: Path, date_column: str | 
         return to_frame(raw, path, date_column, strict)
     name = normalize_name(ticker)
     if name not in raw.columns or name in PRICE_NAMES:
-        raise DataError(
+        raise NotMultiTicker(
             f"--ticker {ticker} given but {path} has neither a ticker/Name/symbol column nor "
             f"a column named {ticker}; drop --ticker for a single-ticker file"
         )
