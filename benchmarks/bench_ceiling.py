@@ -21,7 +21,9 @@ Variants, alternated round by round in one process:
   their gradients are summed, so this is the other way to use two cores; the sum of the
   weight gradients, 7 small additions, is not counted);
 * ``nn.LSTM``: a real training step as marketcast does it (``nn.LSTM`` with dropout 0.2,
-  linear head, MSE, backward, Adam) for comparison;
+  linear head, MSE, backward, Adam) for comparison, and the same with the batch split into
+  two 1-thread processes (``nn.LSTM B=64 as 2 x 32``; the all-reduce of the gradients that
+  data-parallel training would add is not included);
 
 each on 1 and 2 torch threads, and the float32 GEMM peak (1024^3 matmul) on 1 and 2 threads.
 FLOPs per window are counted as in bench_train.py (30.12 MFLOP forward + backward); the
@@ -133,26 +135,29 @@ def timed(fn, steps: int) -> float:
     return statistics.median(times)
 
 
-def _half(batch: int, steps: int, barrier, results) -> None:
+def _half(real: bool, batch: int, steps: int, barrier, results) -> None:
+    tune_malloc()
     torch.set_num_threads(1)
-    floor = Floor(batch, 1)
-    floor.step()
+    variant = SeedStep(batch) if real else Floor(batch, 1)
+    variant.step()
     barrier.wait()
-    results.put(timed(floor.step, steps))
+    results.put(timed(variant.step, steps))
 
 
-class SplitFloor:
-    """The floor of one batch split over two 1-thread processes; ``step`` is not used."""
+class Split:
+    """One batch split over two 1-thread processes: the floor's GEMMs or real steps."""
 
     B, K = 64, 1
 
-    def __init__(self):
+    def __init__(self, real: bool):
+        self.real = real
         self.context = multiprocessing.get_context("spawn")
 
     def timed(self, steps: int) -> float:
         """Median seconds per step of the slower half, both halves running at once."""
         barrier, results = self.context.Barrier(2), self.context.Queue()
-        halves = [self.context.Process(target=_half, args=(self.B // 2, steps, barrier, results))
+        halves = [self.context.Process(target=_half,
+                                       args=(self.real, self.B // 2, steps, barrier, results))
                   for _ in range(2)]
         for p in halves:
             p.start()
@@ -185,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FLOPs per window: {FLOPS_PER_WINDOW / 1e6:.2f} M counted, the floor's products "
           f"{floor.flops() / floor.B / 1e6:.2f} M")
     times: dict[str, list[float]] = {f"{n}, {t} thr": [] for n in variants for t in (1, 2)}
-    split = SplitFloor()
-    times["floor B=64 as 2 x 32, 2 thr"] = []
+    splits = {"floor B=64 as 2 x 32, 2 thr": Split(False),
+              "nn.LSTM B=64 as 2 x 32, 2 thr": Split(True)}
+    times.update({name: [] for name in splits})
     peaks: dict[int, list[float]] = {1: [], 2: []}
     for r in range(args.rounds):
         order = list(variants.items()) if r % 2 == 0 else list(variants.items())[::-1]
@@ -196,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, variant in order:
                 times[f"{name}, {threads} thr"].append(timed(variant.step, args.steps))
             if threads == 2:  # two 1-thread processes: the machine's two cores
-                times["floor B=64 as 2 x 32, 2 thr"].append(split.timed(args.steps))
+                for name, split in splits.items():
+                    times[name].append(split.timed(args.steps))
         print(f"round {r + 1} done; load average {os.getloadavg()[0]:.2f}", flush=True)
 
     peak = {t: max(v) for t, v in peaks.items()}
@@ -206,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'% peak(same thr)':>17s} {'% 2-thr peak':>13s}")
     rates = {}
     for name, values in times.items():
-        variant = variants.get(name.rsplit(",", 1)[0], split)
+        variant = variants.get(name.rsplit(",", 1)[0]) or splits[name]
         threads = int(name.rsplit(",", 1)[1].split()[0])
         med = statistics.median(values)
         windows = variant.K * variant.B / med
