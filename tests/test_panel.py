@@ -7,6 +7,7 @@ from conftest import SHARED_DATA, long_prices, small_config
 
 from marketcast.errors import DataError
 from marketcast.panel import load_panel, parse_tickers, pool, read_long
+from marketcast.pipeline import load_series
 from marketcast.windows import WindowTransform
 
 
@@ -139,3 +140,28 @@ def test_ticker_names_that_read_as_missing_are_kept(tmp_path):
     raw, column = read_long(path)
     assert raw["volume"].isna().sum() == 1 and raw[column].iloc[-1] == ""
     np.testing.assert_allclose(panel.series["NA"].y, raw.loc[raw[column] == "NA", "close"])
+
+
+def test_panel_series_equal_single_ticker_loads(tmp_path, caplog):
+    # Derived features, newest-first rows: each ticker of the panel is what `run --ticker`
+    # would read, and the per-ticker notes are said once for all tickers.
+    path = tmp_path / "long.csv"
+    long_prices().iloc[::-1].to_csv(path, index=False)
+    config = panel_config(path, tmp_path)
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, features=("rsi14", "volume")))
+    with caplog.at_level("WARNING", logger="marketcast"):
+        panel = load_panel(config)
+    for ticker in ("AAA", "CCC"):
+        one = dataclasses.replace(config.data, ticker=ticker, tickers=())
+        _, alone = load_series(dataclasses.replace(config, data=one))
+        got = panel.series[ticker]
+        assert got.feature_names == ("close", "rsi14", "volume")
+        pd.testing.assert_index_equal(got.dates, alone.dates)
+        np.testing.assert_array_equal(got.y, alone.y)
+        np.testing.assert_array_equal(got.X, alone.X)
+    warm = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    sorted_notes = [r for r in caplog.records if "newest-first" in r.getMessage()]
+    panel_notes = warm[:1] + sorted_notes[:1]
+    assert all("(and 2 more tickers)" in r.getMessage() for r in panel_notes)
+    assert len(panel_notes) == 2

@@ -13,6 +13,7 @@ own block, so no window crosses a ticker boundary and no window is ever copied.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,13 @@ import pandas as pd
 
 from marketcast.config import Config
 from marketcast.data import validate_prices
+from marketcast.data.load import parse_date, prepare_frame
 from marketcast.data.readers import DATE_NAMES, TICKER_NAMES
 from marketcast.errors import DataError, MarketcastError
 from marketcast.pipeline import Series, series_from_frame, split_series
 from marketcast.windows import Split, WindowTransform
+
+log = logging.getLogger("marketcast")
 
 # What pandas reads as missing by default; kept for every column but the ticker's.
 NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
@@ -116,11 +120,27 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
     groups = {name: rows for name, rows in raw.groupby(names, sort=False).groups.items()}
     unnamed = groups.pop("", None)
     wanted = list(groups) if tickers is None else list(tickers)
-    numeric = [c for c in raw.columns if c not in ("date", ticker_col)]
-    first, last = _bound(d.start, "start"), _bound(d.end, "end")
+    parse_date(d.start, "start"), parse_date(d.end, "end")  # a bad date fails every ticker
     series, splits, skipped = {}, {}, {}
+    notes = _OncePerKind()
+    log.addFilter(notes)
+    try:
+        _load_tickers(raw, groups, wanted, ticker_col, config, series, splits, skipped)
+    finally:
+        log.removeFilter(notes)
+        notes.say()
     if unnamed is not None:
         skipped["(no ticker)"] = f"{len(unnamed)} rows of {d.source} have an empty ticker"
+    if not series:
+        reasons = "; ".join(f"{t}: {why}" for t, why in list(skipped.items())[:3])
+        raise DataError(f"no usable ticker in {d.source} ({reasons})")
+    return Panel(series, splits, skipped)
+
+
+def _load_tickers(raw, groups, wanted, ticker_col, config, series, splits, skipped) -> None:
+    """Validate and split each wanted ticker into ``series``/``splits``, or say why not."""
+    d = config.data
+    numeric = [c for c in raw.columns if c not in ("date", ticker_col)]
     for ticker in wanted:
         if ticker not in groups:
             skipped[ticker] = f"not in {d.source}"
@@ -128,27 +148,33 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
         rows = raw.loc[groups[ticker]]
         frame = rows[numeric].apply(pd.to_numeric, errors="coerce")
         frame.index = pd.DatetimeIndex(rows["date"], name="date")
-        frame = frame.loc[(frame.index >= first) & (frame.index <= last)]
         try:
+            frame = prepare_frame(frame, target=d.target, features=d.features, start=d.start,
+                                  end=d.end)
             frame = validate_prices(frame, target=d.target, features=d.features, fill=d.fill)
             one = series_from_frame(frame, d.target, d.features)
             splits[ticker] = split_series(one, config)
             series[ticker] = one
         except MarketcastError as exc:
             skipped[ticker] = str(exc)
-    if not series:
-        reasons = "; ".join(f"{t}: {why}" for t, why in list(skipped.items())[:3])
-        raise DataError(f"no usable ticker in {d.source} ({reasons})")
-    return Panel(series, splits, skipped)
 
 
-def _bound(value: str | None, name: str) -> pd.Timestamp:
-    if value is None:
-        return pd.Timestamp.min if name == "start" else pd.Timestamp.max
-    try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
+class _OncePerKind(logging.Filter):
+    """Holds back the per-ticker data notes (dates sorted, warm-up days dropped); ``say``
+    then logs each kind once, with the number of tickers it concerned."""
+
+    def __init__(self):
+        super().__init__()
+        self.kinds: dict[str, list[logging.LogRecord]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.kinds.setdefault(str(record.msg), []).append(record)
+        return False
+
+    def say(self) -> None:
+        for records in self.kinds.values():
+            more = f" (and {len(records) - 1} more tickers)" if len(records) > 1 else ""
+            log.warning("%s%s", records[0].getMessage(), more)
 
 
 def pool(panel: Panel, config: Config) -> Pooled:

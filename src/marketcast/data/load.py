@@ -68,13 +68,21 @@ def load_prices(
     frame = read_source(source, ticker=ticker, date_column=date_column, strict=strict)
     if source in BUILTIN_SOURCES:
         start = start or BUILTIN_DEFAULT_START.get(source)
+    frame = prepare_frame(frame, target=target, features=features, start=start, end=end)
+    return validate_prices(frame, target=target, features=features, fill=fill)
+
+
+def prepare_frame(frame: pd.DataFrame, *, target: str, features: Sequence[str],
+                  start: str | None, end: str | None) -> pd.DataFrame:
+    """One ticker's rows as read, made ready for :func:`validate_prices`: dates sorted, the
+    features that are not columns derived on the whole history, ``start`` to ``end`` kept,
+    and the leading days on which a derived feature has no value yet dropped."""
     frame = _sort_dates(frame)
     # The target is a column, never derived: a missing one is the contract's error.
     derived = derived_features([f for f in features if f != target], frame.columns)
     frame = add_features(frame, derived, price=target)
     frame = _select_dates(frame, start, end)
-    frame = _drop_warmup(frame, derived)
-    return validate_prices(frame, target=target, features=features, fill=fill)
+    return _drop_warmup(frame, derived)
 
 
 def validate_prices(
