@@ -17,11 +17,43 @@ class StackedLSTM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(units, horizon)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, O) forecasts of (B, L, F) windows.
+
+        Without ``masks``, one ``nn.LSTM`` call (dropout from the global generator in training
+        mode). With ``masks`` (from :meth:`dropout_masks`), the layers run one by one and the
+        masks are the dropout: the same network and the same arithmetic (equal to the single
+        call when every mask is 1), but the randomness is drawn beforehand, so that parts of a
+        batch can run in threads and still give the same result (see marketcast.train).
+        """
         # B batch, L lookback, F features, H hidden units, O horizon
-        out, _ = self.lstm(x)  # -> (B, L, H)
-        last = self.dropout(out[:, -1])  # -> (B, H)
-        return self.head(last)  # -> (B, O)
+        if masks is None:
+            out, _ = self.lstm(x)  # -> (B, L, H)
+            last = self.dropout(out[:, -1])  # -> (B, H)
+            return self.head(last)  # -> (B, O)
+        lstm = self.lstm
+        zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        out = x
+        for k in range(lstm.num_layers):
+            if k:
+                out = out * masks[k - 1]  # -> (B, L, H)
+            weights = [getattr(lstm, f"{name}_l{k}")
+                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            # torch.lstm is the function nn.LSTM calls: one layer, no dropout of its own.
+            out = torch.lstm(out, (zeros, zeros), weights, True, 1, 0.0, self.training, False,
+                             True)[0]  # -> (B, L, H)
+        return self.head(out[:, -1] * masks[-1])  # -> (B, O)
+
+    def dropout_masks(self, batch: int, lookback: int) -> list[torch.Tensor] | None:
+        """Dropout masks for one training batch, drawn from the global generator: one
+        (B, L, H) per layer output fed to the next layer, then one (B, H) for the last
+        output; entries 0 or 1 / (1 - p). None without dropout."""
+        p = self.dropout.p
+        if p == 0:
+            return None
+        units, layers = self.lstm.hidden_size, self.lstm.num_layers
+        shapes = [(batch, lookback, units)] * (layers - 1) + [(batch, units)]
+        return [(torch.rand(shape) >= p).float().mul_(1 / (1 - p)) for shape in shapes]
 
     def forecast(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """``steps`` one-day forecasts, each fed back as the next input (needs F = O = 1).

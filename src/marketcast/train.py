@@ -1,7 +1,13 @@
 """The training loop: Adam on MSE, gradient clipping, early stopping with best-weights restore.
 
 Data stay in tensors: windows are gathered per batch from a strided view of the (T, F)
-inputs, so no copy of every window is ever made. Everything the loop carries from one epoch
+inputs, so no copy of every window is ever made. Each batch is computed in two halves whose
+gradients add up to the batch's (the loss is the batch mean either way); with torch allowed
+two or more threads the halves run at once in two threads of one torch thread each, which
+measured 1.33x faster than one ``nn.LSTM`` call on two threads at batch 64, and cannot fall
+into the spin-wait collapse of two OpenMP threads on a busy machine (benchmarks/README.md,
+section 4.10). The dropout masks are drawn before the halves start, so the result is the
+same, bit for bit, with one thread or several. Everything the loop carries from one epoch
 to the next lives in :class:`TrainState`; with a checkpoint store (see
 :mod:`marketcast.checkpoint`) it is saved after every epoch, together with the weights, the
 optimizer and both random generators, so a killed run resumes exactly where it stopped.
@@ -9,10 +15,12 @@ optimizer and both random generators, so a killed run resumes exactly where it s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +30,7 @@ from torch import nn
 
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
+from marketcast.nn import StackedLSTM
 from marketcast.perf import tune_malloc
 
 if TYPE_CHECKING:
@@ -40,6 +49,8 @@ Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
 
 # Validation windows per forward pass: bounds memory whatever the number of tickers.
 VAL_CHUNK = 4096
+# Parts each training batch is computed in (their gradients are summed); see the module note.
+PARTS = 2
 
 
 @dataclass
@@ -55,7 +66,7 @@ class TrainState:
 
 
 def fit_network(
-    net: nn.Module,
+    net: StackedLSTM,
     Z: np.ndarray,
     train_origins: np.ndarray,
     val_origins: np.ndarray,
@@ -86,25 +97,37 @@ def fit_network(
     val_idx = torch.from_numpy(val_origins)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    loss_fn = nn.MSELoss()
     state = TrainState()
     if checkpoints is not None:
         inputs_key = (Z, train_origins, val_origins)
         state = checkpoints.restore(net, optimizer, generator, inputs_key) or state
+    with _parts_in_parallel() as pool:
+        _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
+                      optimizer, state, pool, callback, checkpoints)
+    if state.best_weights is not None:
+        net.load_state_dict(state.best_weights)
+    net.eval()
+    return state.history, state.best_epoch
+
+
+def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
+                  optimizer, state, pool, callback, checkpoints) -> None:
+    """Epochs until ``max_epochs`` or early stopping, carried in ``state``."""
     while state.epoch < config.max_epochs and state.waited < config.patience:
         epoch, started = state.epoch + 1, time.perf_counter()
         net.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
         total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            x, y = batch(order[start : start + config.batch_size])
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            _check_finite(loss.item(), "training", epoch)  # before it reaches the weights
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
-            optimizer.step()
-            total += loss.item() * len(x)
+        with pool.one_thread_each():
+            for start in range(0, len(order), config.batch_size):
+                x, y = batch(order[start : start + config.batch_size])
+                optimizer.zero_grad(set_to_none=True)
+                masks = net.dropout_masks(len(x), lookback)
+                loss = _batch_gradients(net, x, y, masks, pool)
+                _check_finite(loss, "training", epoch)  # before it reaches the weights
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
+                optimizer.step()
+                total += loss * len(x)
         val_loss = math.nan
         if len(val_idx):
             val_loss = _validation_loss(net, batch, val_idx, horizon)
@@ -123,10 +146,63 @@ def fit_network(
             checkpoints.save(state, net, optimizer, generator)
         if callback is not None:
             callback(log, config.max_epochs)
-    if state.best_weights is not None:
-        net.load_state_dict(state.best_weights)
-    net.eval()
-    return state.history, state.best_epoch
+
+
+def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, pool) -> float:
+    """Accumulate the gradient of the batch's mean squared error in ``PARTS`` parts; return
+    the loss. Each parameter receives exactly one gradient per part, and with two parts
+    their sum is the same in either order, so threads cannot change the result."""
+    n = len(x)
+    scale = 1.0 / y.numel()
+    bounds = [round(i * n / PARTS) for i in range(PARTS + 1)]
+
+    def part(rows: slice) -> float:
+        mask = None if masks is None else [m[rows] for m in masks]
+        loss = (net(x[rows], mask) - y[rows]).square().sum() * scale
+        loss.backward()
+        return loss.item()
+
+    parts = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return math.fsum(pool.map(part, parts))
+
+
+class _Pool:
+    """Runs the parts of a batch: the first in the calling thread, the others in threads."""
+
+    def __init__(self, executor: ThreadPoolExecutor | None):
+        self.executor = executor
+
+    def map(self, fn, items: list) -> list:
+        if self.executor is None or len(items) < 2:
+            return [fn(item) for item in items]
+        futures = [self.executor.submit(fn, item) for item in items[1:]]
+        first = fn(items[0])
+        return [first, *(f.result() for f in futures)]
+
+    @contextlib.contextmanager
+    def one_thread_each(self) -> Iterator[None]:
+        """Torch ops on one thread while the parts run side by side (none when serial)."""
+        if self.executor is None:
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _parts_in_parallel() -> Iterator[_Pool]:
+    """Threads for the parts of a batch when torch may use two or more threads."""
+    if PARTS < 2 or torch.get_num_threads() < 2:
+        yield _Pool(None)
+        return
+    # torch's thread count is partly per OS thread (OpenMP, MKL): set it in the workers too.
+    with ThreadPoolExecutor(PARTS - 1, thread_name_prefix="marketcast-part",
+                            initializer=torch.set_num_threads, initargs=(1,)) as executor:
+        yield _Pool(executor)
 
 
 def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int) -> float:
