@@ -45,7 +45,9 @@ CHECKPOINTS = ".checkpoints"
 SESSION = "session.json"
 CHECKPOINT = "checkpoint.json"
 LOCK = "lock"
-FORMAT_VERSION = 1
+# 2: dropout masks are drawn before each batch (marketcast.train), so a version-1 checkpoint
+# would resume onto another random stream than the run that wrote it.
+FORMAT_VERSION = 2
 
 
 class CheckpointStore:
@@ -70,7 +72,8 @@ class CheckpointStore:
         info = artifacts.read_json(path)
         try:
             if info["format_version"] != FORMAT_VERSION:
-                raise ArtifactError(f"{path} has an unknown format; delete {self.folder}")
+                raise ArtifactError(f"{path} was written by another marketcast version; "
+                                    f"delete {self.folder} and start the run again")
             if info["inputs_sha256"] != self._inputs_sha256:
                 raise ArtifactError(
                     f"{path} was saved while training on other data; restore the original "
@@ -265,7 +268,8 @@ def _read_session(folder: Path) -> dict:
         )
     info = artifacts.read_json(folder / SESSION)
     if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{folder / SESSION} is malformed; delete {folder} and start again")
+        raise ArtifactError(f"{folder / SESSION} is malformed or from another marketcast "
+                            f"version; delete {folder} and start again")
     return info
 
 

@@ -1,16 +1,22 @@
 """The training loop: Adam on MSE, gradient clipping, early stopping with best-weights restore.
 
 Data stay in tensors: windows are gathered per batch from a strided view of the (T, F)
-inputs, so no copy of every window is ever made. Each batch is computed in two halves whose
-gradients add up to the batch's (the loss is the batch mean either way); with torch allowed
-two or more threads the halves run at once in two threads of one torch thread each, which
-measured 1.33x faster than one ``nn.LSTM`` call on two threads at batch 64, and cannot fall
-into the spin-wait collapse of two OpenMP threads on a busy machine (benchmarks/README.md,
-section 4.10). The dropout masks are drawn before the halves start, so the result is the
-same, bit for bit, with one thread or several. Everything the loop carries from one epoch
-to the next lives in :class:`TrainState`; with a checkpoint store (see
-:mod:`marketcast.checkpoint`) it is saved after every epoch, together with the weights, the
-optimizer and both random generators, so a killed run resumes exactly where it stopped.
+inputs, so no copy of every window is ever made.
+
+Each batch is computed in two halves whose gradients add up to the batch's (the loss is the
+batch mean either way). When torch may use two or more threads, the halves run at once in
+two threads, each on half of torch's threads (one each on two cores): 1.29x per epoch
+against one ``nn.LSTM`` call on two threads at batch 64, and no op on two OpenMP threads
+that could fall into the spin-wait collapse of a busy machine (benchmarks/README.md, section
+4.10). The dropout masks are drawn before the halves start, so every training step gives
+the same result, bit for bit, on one thread or two; validation and prediction run on
+torch's thread count (their results agreed in every run measured, but that is not
+guaranteed).
+
+Everything the loop carries from one epoch to the next lives in :class:`TrainState`; with a
+checkpoint store (see :mod:`marketcast.checkpoint`) it is saved after every epoch, together
+with the weights, the optimizer and both random generators, so a killed run resumes exactly
+where it stopped.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
 # Validation windows per forward pass: bounds memory whatever the number of tickers.
 VAL_CHUNK = 4096
 # Parts each training batch is computed in (their gradients are summed); see the module note.
+# Exactly two: with more, concurrent gradient additions could happen in any order and
+# (a + b) + c is not always a + (b + c).
 PARTS = 2
 
 
@@ -176,32 +184,52 @@ class _Pool:
         if self.executor is None or len(items) < 2:
             return [fn(item) for item in items]
         futures = [self.executor.submit(fn, item) for item in items[1:]]
-        first = fn(items[0])
-        return [first, *(f.result() for f in futures)]
+        try:
+            first = fn(items[0])
+        finally:  # never leave a part running behind an error or an interrupt
+            results = [f.result() if f.exception() is None else None for f in futures]
+        for f in futures:
+            if f.exception() is not None:
+                raise f.exception()
+        return [first, *results]
 
     @contextlib.contextmanager
     def one_thread_each(self) -> Iterator[None]:
-        """Torch ops on one thread while the parts run side by side (none when serial)."""
+        """Torch ops on each part's share of the threads while the parts run side by side
+        (unchanged when serial)."""
         if self.executor is None:
             yield
             return
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(_threads_per_part(threads))
         try:
             yield
         finally:
             torch.set_num_threads(threads)
 
 
+def _threads_per_part(threads: int) -> int:
+    """One on two cores; on bigger machines each part gets its share (not measured here)."""
+    return max(1, threads // PARTS)
+
+
+def _init_part_thread(threads: int) -> None:
+    # torch's thread count is partly per OS thread (OpenMP, MKL). Reading it first marks
+    # this thread as initialised, so that its first parallel op does not reset it.
+    torch.get_num_threads()
+    torch.set_num_threads(threads)
+
+
 @contextlib.contextmanager
 def _parts_in_parallel() -> Iterator[_Pool]:
     """Threads for the parts of a batch when torch may use two or more threads."""
-    if PARTS < 2 or torch.get_num_threads() < 2:
+    threads = torch.get_num_threads()
+    if threads < 2:
         yield _Pool(None)
         return
-    # torch's thread count is partly per OS thread (OpenMP, MKL): set it in the workers too.
     with ThreadPoolExecutor(PARTS - 1, thread_name_prefix="marketcast-part",
-                            initializer=torch.set_num_threads, initargs=(1,)) as executor:
+                            initializer=_init_part_thread,
+                            initargs=(_threads_per_part(threads),)) as executor:
         yield _Pool(executor)
 
 
