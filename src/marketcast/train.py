@@ -8,10 +8,9 @@ batch mean either way). When torch may use two or more threads, the halves run a
 two threads, each on half of torch's threads (one each on two cores): 1.29x per epoch
 against one ``nn.LSTM`` call on two threads at batch 64, and no op on two OpenMP threads
 that could fall into the spin-wait collapse of a busy machine (benchmarks/README.md, section
-4.10). The dropout masks are drawn before the halves start, so every training step gives
-the same result, bit for bit, on one thread or two; validation and prediction run on
-torch's thread count (their results agreed in every run measured, but that is not
-guaranteed).
+4.10). The dropout masks are drawn before the halves start, so every training step, and
+every validation pass (split the same way), gives the same result, bit for bit, on one
+thread or two, and so does early stopping; prediction runs on torch's thread count.
 
 Everything the loop carries from one epoch to the next lives in :class:`TrainState`; with a
 checkpoint store (see :mod:`marketcast.checkpoint`) it is saved after every epoch, together
@@ -138,7 +137,7 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
                 total += loss * len(x)
         val_loss = math.nan
         if len(val_idx):
-            val_loss = _validation_loss(net, batch, val_idx, horizon)
+            val_loss = _validation_loss(net, batch, val_idx, horizon, pool)
             _check_finite(val_loss, "validation", epoch)
         log = EpochLog(epoch, total / len(order), val_loss, time.perf_counter() - started)
         state.epoch = epoch
@@ -160,9 +159,7 @@ def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, po
     """Accumulate the gradient of the batch's mean squared error in ``PARTS`` parts; return
     the loss. Each parameter receives exactly one gradient per part, and with two parts
     their sum is the same in either order, so threads cannot change the result."""
-    n = len(x)
     scale = 1.0 / y.numel()
-    bounds = [round(i * n / PARTS) for i in range(PARTS + 1)]
 
     def part(rows: slice) -> float:
         mask = None if masks is None else [m[rows] for m in masks]
@@ -170,8 +167,13 @@ def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, po
         loss.backward()
         return loss.item()
 
-    parts = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
-    return math.fsum(pool.map(part, parts))
+    return math.fsum(pool.map(part, _parts(len(x))))
+
+
+def _parts(n: int) -> list[slice]:
+    """``n`` rows in ``PARTS`` consecutive slices as equal as can be (no empty one)."""
+    bounds = [round(i * n / PARTS) for i in range(PARTS + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 class _Pool:
@@ -233,16 +235,24 @@ def _parts_in_parallel() -> Iterator[_Pool]:
         yield _Pool(executor)
 
 
-def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int) -> float:
-    """Mean squared error over the validation windows, in chunks: the pooled validation set
+def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int,
+                     pool: _Pool) -> float:
+    """Mean squared error over the validation windows, in chunks (the pooled validation set
     of a global model has ~10^5 windows, and one pass over all of them would hold every LSTM
-    activation at once."""
+    activation at once), each chunk in parts like a training batch: the same result on one
+    thread or two."""
     net.eval()
+
+    def part(rows: torch.Tensor) -> float:
+        with torch.inference_mode():  # per thread
+            x, y = batch(rows)
+            return nn.functional.mse_loss(net(x), y, reduction="sum").item()
+
     total = 0.0
-    with torch.inference_mode():
+    with pool.one_thread_each():
         for start in range(0, len(val_idx), VAL_CHUNK):
-            x, y = batch(val_idx[start : start + VAL_CHUNK])
-            total += nn.functional.mse_loss(net(x), y, reduction="sum").item()
+            chunk = val_idx[start : start + VAL_CHUNK]
+            total += math.fsum(pool.map(part, [chunk[rows] for rows in _parts(len(chunk))]))
     return total / (len(val_idx) * horizon)
 
 
