@@ -121,11 +121,10 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
     unnamed = groups.pop("", None)
     wanted = list(groups) if tickers is None else list(tickers)
     parse_date(d.start, "start"), parse_date(d.end, "end")  # a bad date fails every ticker
-    series, splits, skipped = {}, {}, {}
     notes = _OncePerKind()
     log.addFilter(notes)
     try:
-        _load_tickers(raw, groups, wanted, ticker_col, config, series, splits, skipped)
+        series, splits, skipped = _load_tickers(raw, groups, wanted, ticker_col, config)
     finally:
         log.removeFilter(notes)
         notes.say()
@@ -137,10 +136,11 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
     return Panel(series, splits, skipped)
 
 
-def _load_tickers(raw, groups, wanted, ticker_col, config, series, splits, skipped) -> None:
-    """Validate and split each wanted ticker into ``series``/``splits``, or say why not."""
+def _load_tickers(raw, groups, wanted, ticker_col, config) -> tuple[dict, dict, dict]:
+    """Each wanted ticker validated and split (series, splits), or why not (skipped)."""
     d = config.data
     numeric = [c for c in raw.columns if c not in ("date", ticker_col)]
+    series, splits, skipped = {}, {}, {}
     for ticker in wanted:
         if ticker not in groups:
             skipped[ticker] = f"not in {d.source}"
@@ -157,6 +157,7 @@ def _load_tickers(raw, groups, wanted, ticker_col, config, series, splits, skipp
             series[ticker] = one
         except MarketcastError as exc:
             skipped[ticker] = str(exc)
+    return series, splits, skipped
 
 
 class _OncePerKind(logging.Filter):
