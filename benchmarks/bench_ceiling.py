@@ -43,13 +43,20 @@ import sys
 import time
 
 import torch
+from bench_train import (
+    DROPOUT,
+    FEATURES,
+    LAYERS,
+    LOOKBACK,
+    UNITS,
+    flops_per_window,
+    gemm_peak,
+)
 from torch import nn
 
 from marketcast.perf import tune_malloc
 
-LOOKBACK, UNITS, LAYERS, FEATURES, DROPOUT = 100, 50, 3, 1, 0.2
-FLOPS_PER_WINDOW = 3 * LOOKBACK * sum(
-    8 * UNITS * ((FEATURES if k == 0 else UNITS) + UNITS) for k in range(LAYERS))
+FLOPS_PER_WINDOW = flops_per_window()[1]  # 30.12 MFLOP forward + backward, as bench_train
 
 
 class Floor:
@@ -167,11 +174,6 @@ class Split:
         return seconds
 
 
-def gemm_peak(size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / min(timed(lambda: a @ b, 1) for _ in range(repeats)) / 1e9
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         order = list(variants.items()) if r % 2 == 0 else list(variants.items())[::-1]
         for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
             torch.set_num_threads(threads)
-            peaks[threads].append(gemm_peak())
+            peaks[threads].append(gemm_peak(threads)[0])
             for name, variant in order:
                 times[f"{name}, {threads} thr"].append(timed(variant.step, args.steps))
             if threads == 2:  # two 1-thread processes: the machine's two cores

@@ -282,6 +282,7 @@ def run_global(config: Config, callback: Callback | None = None,
         global_state,
         global_verdict,
         summarize_tickers,
+        ticker_models,
     )
     from marketcast.panel import load_panel, parse_tickers, pool
     from marketcast.report import REPORT, render_report
@@ -294,8 +295,9 @@ def run_global(config: Config, callback: Callback | None = None,
     fit = fit_global(pooled, config, callback)
     per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
     summary = summarize_tickers(per_ticker)
-    future = forecast_tickers(fit, panel, config)
-    tensors, meta = global_state(fit, panel, config)
+    models = ticker_models(fit, panel, config)
+    future = forecast_tickers(models, panel, config)
+    tensors, meta = global_state(models, panel)
     history = pd.DataFrame([vars(e) for e in fit.history])
     skipped = pd.DataFrame({"ticker": list(panel.skipped), "reason": list(panel.skipped.values())})
     seconds = time.perf_counter() - started

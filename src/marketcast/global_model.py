@@ -9,7 +9,6 @@ then summarises the distribution of Theil's U and of the Diebold-Mariano verdict
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,31 +58,29 @@ def fit_global(pooled: Pooled, config: Config, callback: Callback | None = None)
     return GlobalFit(net, pooled, history, best_epoch)
 
 
-def global_state(fit: GlobalFit, panel: Panel, config: Config) -> tuple[dict, dict]:
-    """Weights (for safetensors) and JSON metadata of a global model.
+def ticker_models(fit: GlobalFit, panel: Panel, config: Config) -> dict[str, LSTMForecaster]:
+    """Each ticker's ``LSTMForecaster`` after the end of its data (the shared network)."""
+    return {ticker: fit.for_ticker(ticker, config, one.y, one.X)
+            for ticker, one in panel.series.items()}
 
-    The metadata holds what is shared (settings, features, best epoch) and, per ticker, its
-    scaler and the last ``lookback + 1`` days of its data, which a forecast starts from.
-    :func:`ticker_meta` turns it into the metadata of one ticker's ``LSTMForecaster``.
+
+def global_state(models: dict[str, LSTMForecaster], panel: Panel) -> tuple[dict, dict]:
+    """Weights (for safetensors) and JSON metadata of a global model's ``ticker_models``.
+
+    The metadata holds what is shared (settings, features, best epoch) and, per ticker,
+    what :meth:`LSTMForecaster.get_state` keeps of it (its scaler and the last days a
+    forecast starts from) with those days' dates. :func:`ticker_meta` turns it back into
+    the metadata of one ticker's model.
     """
-    tensors = {k: v.detach().contiguous() for k, v in fit.net.state_dict().items()}
-    rows = config.model.lookback + 1
-    tickers = {
-        ticker: {
-            "transform": fit.pooled.transforms[ticker].to_dict(),
-            "context_y": one.y[-rows:].tolist(),
-            "context_X": None if one.X is None else one.X[-rows:].tolist(),
-            "context_dates": [d.date().isoformat() for d in one.dates[-rows:]],
-        }
-        for ticker, one in panel.series.items()
-    }
+    tickers = {}
+    for ticker, model in models.items():
+        tensors, meta = model.get_state()  # the same network, hence the same tensors
+        dates = panel.series[ticker].dates[-len(model.y_):]
+        tickers[ticker] = {k: meta.pop(k) for k in ("transform", "context_y", "context_X")}
+        tickers[ticker]["context_dates"] = [d.date().isoformat() for d in dates]
     first = next(iter(panel.series.values()))
-    meta = {
-        "kind": "global", "model": dataclasses.asdict(config.model),
-        "train": dataclasses.asdict(config.train), "best_epoch": fit.best_epoch,
-        "features": list(first.feature_names), "tickers": tickers,
-    }
-    return tensors, meta
+    return tensors, {**meta, "kind": "global", "features": list(first.feature_names),
+                     "tickers": tickers}
 
 
 def ticker_meta(meta: dict, ticker: str) -> dict:
@@ -92,7 +89,8 @@ def ticker_meta(meta: dict, ticker: str) -> dict:
     return {**shared, **meta["tickers"][ticker]}
 
 
-def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFrame:
+def forecast_tickers(models: dict[str, LSTMForecaster], panel: Panel,
+                     config: Config) -> pd.DataFrame:
     """The next trading days of every ticker, from the end of its data: a long table
     ``ticker, date, lstm, naive`` (only ``--horizon`` days with extra features)."""
     # Every ticker has the same inputs: decide (and warn about) the days once.
@@ -100,9 +98,8 @@ def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFra
                        config.forecast.days)
     frames = []
     for ticker, one in panel.series.items():
-        models = {"lstm": fit.for_ticker(ticker, config, one.y, one.X),
-                  "naive": make_model("naive", config).fit(one.y, one.X)}
-        frames.append(future_forecast(models, one, days).assign(ticker=ticker))
+        pair = {"lstm": models[ticker], "naive": make_model("naive", config).fit(one.y, one.X)}
+        frames.append(future_forecast(pair, one, days).assign(ticker=ticker))
     table = pd.concat(frames, ignore_index=True)
     return table[["ticker", "date", "lstm", "naive"]]
 

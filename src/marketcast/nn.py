@@ -37,12 +37,15 @@ class StackedLSTM(nn.Module):
         for k in range(lstm.num_layers):
             if k:
                 out = out * masks[k - 1]  # -> (B, L, H)
-            weights = [getattr(lstm, f"{name}_l{k}")
-                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             # torch.lstm is the function nn.LSTM calls: one layer, no dropout of its own.
-            out = torch.lstm(out, (zeros, zeros), weights, True, 1, 0.0, self.training, False,
-                             True)[0]  # -> (B, L, H)
+            out = torch.lstm(out, (zeros, zeros), self._layer(k), True, 1, 0.0, self.training,
+                             False, True)[0]  # -> (B, L, H)
         return self.head(out[:, -1] * masks[-1])  # -> (B, O)
+
+    def _layer(self, k: int) -> list[torch.Tensor]:
+        """Layer ``k``'s W_ih (4H, I), W_hh (4H, H), b_ih and b_hh (4H), gates i, f, g, o."""
+        return [getattr(self.lstm, f"{name}_l{k}")
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
     def dropout_masks(self, batch: int, lookback: int) -> list[torch.Tensor] | None:
         """Dropout masks for one training batch, drawn from the global generator: one
@@ -70,9 +73,8 @@ class StackedLSTM(nn.Module):
         out, (h, c) = lstm(x)  # -> (B, L, H); h, c (layers, B, H)
         h, c = list(h.unbind(0)), list(c.unbind(0))
         weights = [  # layer k: [W_ih W_hh]^T (I + H, 4H) and b_ih + b_hh, gates i, f, g, o
-            (torch.cat([getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")],
-                       dim=1).T, getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))
-            for k in range(lstm.num_layers)
+            (torch.cat([w_ih, w_hh], dim=1).T, b_ih + b_hh)
+            for w_ih, w_hh, b_ih, b_hh in map(self._layer, range(lstm.num_layers))
         ]
         value = self.head(out[:, -1])  # -> (B, 1)
         values = [value]

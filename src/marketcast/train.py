@@ -25,7 +25,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -125,7 +125,7 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
         net.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
         total = 0.0
-        with pool.one_thread_each():
+        with pool.threads_per_part():
             for start in range(0, len(order), config.batch_size):
                 x, y = batch(order[start : start + config.batch_size])
                 optimizer.zero_grad(set_to_none=True)
@@ -189,14 +189,11 @@ class _Pool:
         try:
             first = fn(items[0])
         finally:  # never leave a part running behind an error or an interrupt
-            results = [f.result() if f.exception() is None else None for f in futures]
-        for f in futures:
-            if f.exception() is not None:
-                raise f.exception()
-        return [first, *results]
+            wait(futures)
+        return [first, *(f.result() for f in futures)]
 
     @contextlib.contextmanager
-    def one_thread_each(self) -> Iterator[None]:
+    def threads_per_part(self) -> Iterator[None]:
         """Torch ops on each part's share of the threads while the parts run side by side
         (unchanged when serial)."""
         if self.executor is None:
@@ -249,7 +246,7 @@ def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int,
             return nn.functional.mse_loss(net(x), y, reduction="sum").item()
 
     total = 0.0
-    with pool.one_thread_each():
+    with pool.threads_per_part():
         for start in range(0, len(val_idx), VAL_CHUNK):
             chunk = val_idx[start : start + VAL_CHUNK]
             total += math.fsum(pool.map(part, [chunk[rows] for rows in _parts(len(chunk))]))
