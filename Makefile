@@ -21,6 +21,7 @@ demo: $(BIN)/marketcast
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 # One torch thread per xdist worker: two CPU-heavy workers on two cores would otherwise
 # oversubscribe each other several-fold.

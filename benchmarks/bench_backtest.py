@@ -8,7 +8,8 @@ patience above it) so that both variants do exactly the same work. Alternating:
   (torch's default 2 threads, tuned malloc);
 * ``parallel``: the default, ``--workers 0`` (one process per core, one thread each).
 
-Each variant is a fresh ``marketcast.walkforward.walk_forward`` call in its own process (timed
+Each variant is a fresh ``marketcast.pipeline.walkforward.walk_forward`` call in its own
+process (timed
 inside, data loading excluded). ``--full`` also times the default ``marketcast backtest``
 command (all five models, early stopping) once.
 
@@ -28,9 +29,9 @@ from pathlib import Path
 
 CHILD = """
 import dataclasses, json, sys, time
-from marketcast.walkforward import walk_forward
+from marketcast.pipeline.walkforward import walk_forward
 from marketcast.config import Config
-from marketcast.pipeline import load_series
+from marketcast.pipeline.series import load_series
 epochs, workers = int(sys.argv[1]), int(sys.argv[2])
 c = Config()
 c = dataclasses.replace(

@@ -1,7 +1,7 @@
 """Training on a busy machine: bench_train.py while other processes keep the cores busy.
 
 Starts ``--hogs`` processes that spin on the CPU (what another user's job does to us), then
-runs ``bench_train.py`` (ours, the two-halves step of marketcast.train, against the plain
+runs ``bench_train.py`` (ours, the two-halves step of marketcast.nn.train, against the plain
 ``nn.LSTM`` reference loop, epoch by epoch, alternating) on 2 threads and on 1 thread, and
 stops the hogs. On 2 threads the reference loop runs each op on two OpenMP threads, which
 spin-wait for a core (benchmarks/README.md 4.1); ours runs every training op on one thread.

@@ -35,8 +35,8 @@ def measure(n: int, data: Path, threads: int) -> dict:
     import torch
 
     from marketcast.config import Config, DataConfig, TrainConfig
-    from marketcast.global_model import fit_global
-    from marketcast.panel import load_panel, pool, read_long
+    from marketcast.pipeline.global_model import fit_global
+    from marketcast.pipeline.panel import load_panel, pool, read_long
 
     torch.set_num_threads(threads)
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 One training step (3 x LSTM(50), lookback 100, 1 feature, dropout 0.2 between layers and on
 the last output, linear head, MSE, backward, Adam), three ways, alternated round by round:
 
-* ``nn.LSTM``: as shipped (``marketcast.nn.StackedLSTM``: one ``nn.LSTM`` call; PyTorch runs
+* ``nn.LSTM``: as shipped (``marketcast.nn.network.StackedLSTM``: one ``nn.LSTM`` call; PyTorch runs
   it through oneDNN's fused LSTM; its inter-layer dropout draws masks with ``bernoulli_``);
 * ``per-layer``: three one-layer ``torch.lstm`` calls with the dropout masks drawn as
   ``torch.rand(...) >= p`` in between instead of with ``bernoulli_`` (both mask draws are

@@ -5,7 +5,7 @@ Model (the seed notebook's): 3 x LSTM(50), lookback 100, batch 64, dropout 0.2, 
 clipping at norm 1.0. Data: every window of ``load_prices('sp500', start='2010-01-01')``
 (2,264 days -> 2,164 windows).
 
-* ours: ``marketcast.train.fit_network`` for one epoch per call, no validation origins (so
+* ours: ``marketcast.nn.train.fit_network`` for one epoch per call, no validation origins (so
   no early stopping and no best-weight copies); windows are gathered per batch from a
   strided view of the (T, F) inputs. The whole call is timed (setup included).
 * reference: a plain loop over pre-materialised contiguous window tensors (N, 100, 1) and
@@ -42,9 +42,9 @@ from torch import nn
 
 import marketcast
 from marketcast.config import TrainConfig
-from marketcast.nn import StackedLSTM
-from marketcast.train import fit_network
-from marketcast.windows import WindowTransform
+from marketcast.models.windows import WindowTransform
+from marketcast.nn.network import StackedLSTM
+from marketcast.nn.train import fit_network
 
 LOOKBACK, UNITS, LAYERS, DROPOUT, BATCH, HORIZON, FEATURES = 100, 50, 3, 0.2, 64, 1, 1
 
@@ -76,7 +76,7 @@ def flops_per_window(lookback=LOOKBACK, units=UNITS, layers=LAYERS, features=FEA
 
 
 class Reference(nn.Module):
-    """The same network as marketcast.nn.StackedLSTM, written out plainly."""
+    """The same network as marketcast.nn.network.StackedLSTM, written out plainly."""
 
     def __init__(self):
         super().__init__()

@@ -1,9 +1,10 @@
 """Choose model defaults on the VALIDATION period, never the test period.
 
 For each configuration the LSTM and both baselines are fitted with
-``marketcast.pipeline.fit_models`` on the rows before the test period (the LSTM sees the
-validation rows only for early stopping) and scored with ``forecast_table`` +
-``marketcast.metrics.accuracy`` on the origins whose targets are the validation rows. Only
+``marketcast.pipeline.series.fit_models`` on the rows before the test period (the LSTM sees
+the validation rows only for early stopping) and scored with ``forecast_table`` +
+``marketcast.evaluation.metrics.accuracy`` on the origins whose targets are the validation
+rows. Only
 ``series.head(split.test_start)`` is ever passed in, so nothing from the test period is
 loaded into the comparison.
 
@@ -34,8 +35,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from marketcast.config import Config  # noqa: E402
-from marketcast.metrics import accuracy  # noqa: E402
-from marketcast.pipeline import fit_models, forecast_table, load_series, split_series  # noqa: E402
+from marketcast.evaluation.metrics import accuracy  # noqa: E402
+from marketcast.pipeline.series import fit_models, forecast_table, load_series, split_series  # noqa: E402
 
 # (label, model overrides). The first block compares the transform at the default size, the
 # second the lookback and the third the depth, both with log returns. "seed" is the classic

@@ -28,10 +28,10 @@ import pandas as pd
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from marketcast.artifacts import check_run
 from marketcast.cli import main
 from marketcast.data import load_prices
 from marketcast.errors import ArtifactError, MarketcastError
+from marketcast.runs.folder import check_run
 
 LAYOUTS = {
     "yahoo": ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"],

@@ -11,8 +11,8 @@ from conftest import small_config, synthetic_prices
 
 import marketcast
 from marketcast import api
-from marketcast.artifacts import MANIFEST, check_run
 from marketcast.errors import ArtifactError
+from marketcast.runs.folder import MANIFEST, check_run
 
 RUN_FILES = {
     "config.toml", "metrics.json", "predictions.csv", "test_forecasts.csv", "forecast.csv",
@@ -113,7 +113,7 @@ def test_pickle_is_never_loaded(tmp_path):
     run.mkdir()
     (run / "model.safetensors").write_bytes(pickle.dumps(Payload()))
     (run / "model.json").write_text("{}")
-    from marketcast.artifacts import _sha256
+    from marketcast.files import sha256_file as _sha256
 
     (run / MANIFEST).write_text(json.dumps({"files": {
         n: _sha256(run / n) for n in ("model.safetensors", "model.json")}}))
@@ -143,7 +143,7 @@ def test_failed_run_leaves_no_folder(config, monkeypatch, tmp_path):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("marketcast.plots.plot_forecast", boom)
+    monkeypatch.setattr("marketcast.report.plots.plot_forecast", boom)
     with pytest.raises(RuntimeError):
         api.run(config)
     runs = tmp_path / "runs"

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 from conftest import synthetic_prices
 
+from marketcast.api import backtest
 from marketcast.config import BacktestConfig
 from marketcast.errors import ConfigError, DataError
 from marketcast.models.arima import ARIMAForecaster
 from marketcast.models.baselines import DriftForecaster
-from marketcast.pipeline import load_series
-from marketcast.walkforward import backtest, cutoffs, folds, walk_forward
+from marketcast.pipeline.series import load_series
+from marketcast.pipeline.walkforward import cutoffs, folds, walk_forward
 
 
 def with_backtest(config, **kwargs):
@@ -144,7 +145,8 @@ def test_backtest_errors(config):
 
 def test_public_backtest_stays_a_function_after_the_module_is_imported():
     import marketcast
-    import marketcast.walkforward  # noqa: F401
+    import marketcast.api
+    import marketcast.pipeline.walkforward  # noqa: F401
 
     assert callable(marketcast.backtest)
-    assert marketcast.backtest is marketcast.walkforward.backtest
+    assert marketcast.backtest is marketcast.api.backtest

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from marketcast.batch import all_tickers, job_config, run_job
+from marketcast.scale.batch import all_tickers, job_config, run_job
 
 
 def test_all_tickers_in_file_order(long_csv):

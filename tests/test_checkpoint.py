@@ -15,10 +15,13 @@ from conftest import assert_same_run, synthetic_prices
 from test_cli import assert_one_line_error, cli
 
 from marketcast import api
-from marketcast.artifacts import _sha256, check_run, load_tensors
-from marketcast.checkpoint import CHECKPOINT, CHECKPOINTS, session
 from marketcast.errors import ArtifactError
-from marketcast.nn import StackedLSTM
+from marketcast.files import load_tensors
+from marketcast.files import sha256_file as _sha256
+from marketcast.nn.checkpoint import CHECKPOINT
+from marketcast.nn.network import StackedLSTM
+from marketcast.runs.folder import check_run
+from marketcast.runs.session import CHECKPOINTS, session
 
 TRAIN = ["--lookback", "10", "--layers", "2", "--units", "8", "--batch-size", "32",
          "--epochs", "6", "--patience", "3", "--days", "5"]
@@ -28,7 +31,7 @@ TRAIN = ["--lookback", "10", "--layers", "2", "--units", "8", "--batch-size", "3
 DRIVER = """
 import json, sys, time
 from pathlib import Path
-import marketcast.nn, marketcast.plots
+import marketcast.nn.network, marketcast.report.plots
 from marketcast.cli import main
 
 checkpoint, marker, where = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -38,7 +41,7 @@ def wait_here():
     marker.touch()
     time.sleep(600)
 
-def forward(self, x, masks=None, _forward=marketcast.nn.StackedLSTM.forward):
+def forward(self, x, masks=None, _forward=marketcast.nn.network.StackedLSTM.forward):
     global calls
     if self.training and checkpoint.is_file() and json.loads(checkpoint.read_text())["epoch"] == 2:
         calls += 1
@@ -46,14 +49,14 @@ def forward(self, x, masks=None, _forward=marketcast.nn.StackedLSTM.forward):
             wait_here()  # moved past the checkpoint
     return _forward(self, x, masks)
 
-def plot_forecast(*args, _plot=marketcast.plots.plot_forecast):
+def plot_forecast(*args, _plot=marketcast.report.plots.plot_forecast):
     _plot(*args)
     wait_here()  # the run folder is half written
 
 if where == "training":
-    marketcast.nn.StackedLSTM.forward = forward
+    marketcast.nn.network.StackedLSTM.forward = forward
 else:
-    marketcast.plots.plot_forecast = plot_forecast
+    marketcast.report.plots.plot_forecast = plot_forecast
 main(sys.argv[4:])
 """
 
@@ -164,7 +167,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(
         late = checkpoint.is_file() and json.loads(checkpoint.read_text())["epoch"] >= 2
         return forward(self, x, masks) * (float("nan") if late else 1.0)
 
-    monkeypatch.setattr("marketcast.nn.StackedLSTM.forward", diverging)
+    monkeypatch.setattr("marketcast.nn.network.StackedLSTM.forward", diverging)
     code, _, err = cli(capsys, "run", "--data", str(prices_csv), "--runs-dir", str(runs),
                        "--name", "nan", *TRAIN)
     assert_one_line_error(code, err, "training loss became nan in epoch 3; lower "
@@ -258,7 +261,7 @@ def test_one_name_is_never_trained_twice_at_once(config):
 
 
 def test_unnamed_runs_started_together_get_separate_folders(config, monkeypatch):
-    monkeypatch.setattr("marketcast.artifacts.default_name", lambda label: "same-second")
+    monkeypatch.setattr("marketcast.files.default_name", lambda label: "same-second")
     with session(config) as a, session(config) as b:
         assert (a.name, b.name) == ("same-second", "same-second-1")
         assert a.store.folder != b.store.folder

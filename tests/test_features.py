@@ -7,7 +7,7 @@ from marketcast.data import load_prices
 from marketcast.data.features import add_features, compute_feature
 from marketcast.errors import DataError
 from marketcast.models import LinearForecaster
-from marketcast.pipeline import series_from_frame
+from marketcast.pipeline.series import series_from_frame
 
 ALL = ["log_return", "range", "volatility20", "rsi14", "macd", "sma_ratio20"]
 

@@ -13,10 +13,10 @@ from test_report import PNG, Parsed
 
 from marketcast import api
 from marketcast.api import run_global
-from marketcast.artifacts import check_run
-from marketcast.global_model import summarize_tickers
+from marketcast.pipeline.global_model import summarize_tickers
 from marketcast.report import REPORT, render_report, report
-from marketcast.report_global import GLOBAL_SECTIONS
+from marketcast.report.panel import GLOBAL_SECTIONS
+from marketcast.runs.folder import check_run
 
 
 def global_config(source, tmp_path, tickers=("all",)):

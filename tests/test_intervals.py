@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketcast.intervals import (
+from marketcast.evaluation.intervals import (
     MIN_CALIBRATION,
     add_sequential_intervals,
     conformal_quantile,

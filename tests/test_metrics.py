@@ -3,8 +3,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from marketcast.metrics import accuracy, verdict
-from marketcast.stats import autocorrelation, binomial_p_value, diebold_mariano, ljung_box
+from marketcast.evaluation.metrics import accuracy, verdict
+from marketcast.evaluation.stats import (
+    autocorrelation,
+    binomial_p_value,
+    diebold_mariano,
+    ljung_box,
+)
 
 
 def test_diebold_mariano_by_hand_h1():

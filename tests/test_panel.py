@@ -6,9 +6,9 @@ import pytest
 from conftest import SHARED_DATA, long_prices, small_config
 
 from marketcast.errors import DataError
-from marketcast.panel import load_panel, parse_tickers, pool, read_long
-from marketcast.pipeline import load_series
-from marketcast.windows import WindowTransform
+from marketcast.models.windows import WindowTransform
+from marketcast.pipeline.panel import load_panel, parse_tickers, pool, read_long
+from marketcast.pipeline.series import load_series
 
 
 def panel_config(source, tmp_path, tickers=("all",), **model):

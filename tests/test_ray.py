@@ -7,8 +7,8 @@ import pytest
 from test_cli import cli
 from test_tune import TINY, TINY_FLAGS
 
-from marketcast.batch import batch
 from marketcast.config import load_config
+from marketcast.scale.batch import batch
 
 ray = pytest.importorskip("ray")
 

@@ -12,14 +12,16 @@ from browser import Browser, browser_or_skip
 from conftest import TEST_OUTPUT, long_prices, small_config, synthetic_prices
 
 from marketcast import api
-from marketcast.artifacts import MANIFEST, _sha256, check_run, verify_folder
+from marketcast.api import backtest
 from marketcast.config import BacktestConfig, OutputConfig
 from marketcast.errors import ArtifactError
+from marketcast.files import sha256_file as _sha256
 from marketcast.models import MODELS
-from marketcast.plots import COLORS
-from marketcast.report import REPORT, SECTIONS, TITLES, render_report, report
-from marketcast.report_global import GLOBAL_SECTIONS
-from marketcast.walkforward import backtest
+from marketcast.report import REPORT, render_report, report
+from marketcast.report.blocks import SECTIONS, TITLES
+from marketcast.report.panel import GLOBAL_SECTIONS
+from marketcast.report.plots import COLORS
+from marketcast.runs.folder import MANIFEST, check_run, verify_folder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

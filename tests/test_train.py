@@ -8,8 +8,8 @@ import torch
 
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
-from marketcast.nn import StackedLSTM
-from marketcast.train import _batch_gradients, _Pool, fit_network
+from marketcast.nn.network import StackedLSTM
+from marketcast.nn.train import _batch_gradients, _Pool, fit_network
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 from conftest import small_config, synthetic_prices
 from test_cli import assert_one_line_error, cli
 
-from marketcast import tune as tune_module
 from marketcast.config import load_config
 from marketcast.errors import ConfigError
-from marketcast.tune import SearchSpace, tune, validation_data
+from marketcast.scale import tune as tune_module
+from marketcast.scale.tune import SearchSpace, tune, validation_data
 
 # Small enough that a trial takes well under a second.
 TINY = SearchSpace(lookback=(5, 10), layers=(1, 2), units=(2, 6), dropout=(0.0, 0.2),

@@ -4,7 +4,7 @@ import pytest
 
 from marketcast.config import SplitConfig
 from marketcast.errors import DataError, NotFittedError
-from marketcast.windows import MinMaxScaler, WindowTransform, split_rows
+from marketcast.models.windows import MinMaxScaler, WindowTransform, split_rows
 
 
 def test_window_alignment_on_arange():

@@ -3,8 +3,8 @@
 The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
 data``), :func:`download`, :func:`list_tickers`/:func:`list_store` and :func:`check_data`
 (its subcommands), :func:`run`, :func:`backtest`, :func:`train`, :func:`evaluate`,
-:func:`evaluate_run`, :func:`forecast` and :func:`run_global`; ``marketcast.batch.batch``
-and ``marketcast.tune.tune`` back ``batch`` and ``tune``. Heavy modules (torch) load on
+:func:`evaluate_run`, :func:`forecast` and :func:`run_global`; ``marketcast.scale.batch.batch``
+and ``marketcast.scale.tune.tune`` back ``batch`` and ``tune``. Heavy modules (torch) load on
 first use, so ``marketcast --help`` is quick.
 """
 
@@ -28,7 +28,7 @@ _LAZY = {
     "evaluate": "marketcast.api",
     "evaluate_run": "marketcast.api",
     "forecast": "marketcast.api",
-    "backtest": "marketcast.walkforward",
+    "backtest": "marketcast.api",
     "run_global": "marketcast.api",
     "load_run": "marketcast.api",
     "Config": "marketcast.config",

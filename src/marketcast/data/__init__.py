@@ -17,8 +17,8 @@ store, file and folder sources; single, long and wide layouts), :mod:`~.load` (t
 data check``) and :mod:`~.store` (the Parquet download store).
 """
 
-from marketcast.data.load import data_sha256, load_prices, summarize, validate_prices
-from marketcast.data.quality import CHECKS, QualityReport, check_data, check_prices
+from marketcast.data.load import check_data, data_sha256, load_prices, summarize, validate_prices
+from marketcast.data.quality import CHECKS, QualityReport, check_prices
 from marketcast.data.sources import list_tickers
 from marketcast.data.store import download, list_store
 

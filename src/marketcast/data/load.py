@@ -16,8 +16,13 @@ import pandas as pd
 
 from marketcast.calendar import FIRST_YEAR, LAST_YEAR
 from marketcast.data.features import add_features, derived_features
-from marketcast.data.quality import quality_summary
-from marketcast.data.sources import BUILTIN_DEFAULT_START, BUILTIN_SOURCES, read_source
+from marketcast.data.quality import QualityReport, check_prices, quality_summary
+from marketcast.data.sources import (
+    BUILTIN_DEFAULT_START,
+    BUILTIN_SOURCES,
+    read_all,
+    read_source,
+)
 from marketcast.errors import DataError
 
 log = logging.getLogger("marketcast")
@@ -124,6 +129,26 @@ def validate_prices(
             "vanish); rescale the column"
         )
     return frame
+
+
+def check_data(
+    source: str = "sp500", *, ticker: str | None = None, start: str | None = None,
+    end: str | None = None, date_column: str | None = None, target: str = "close",
+) -> QualityReport:
+    """Run every check on one ticker of ``source``, or on all of them without ``ticker``."""
+    if ticker is None:
+        frames = read_all(source, date_column=date_column)
+    else:
+        frames = {ticker.upper(): read_source(source, ticker=ticker, date_column=date_column)}
+    rows = []
+    for name, frame in frames.items():
+        frame = frame[date_mask(frame, start, end)]
+        if frame.empty:
+            continue
+        for check, dates in check_prices(frame, target).items():
+            rows.extend((name, check, d) for d in dates)
+    findings = pd.DataFrame(rows, columns=["ticker", "check", "date"])
+    return QualityReport(findings, tuple(frames))
 
 
 def summarize(frame: pd.DataFrame, target: str | None = None) -> dict:

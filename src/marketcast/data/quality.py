@@ -124,28 +124,6 @@ def note_quality(frame: pd.DataFrame, price: str | None = None) -> None:
         log.warning("data check: %s; `marketcast data check` lists the dates", line)
 
 
-def check_data(
-    source: str = "sp500", *, ticker: str | None = None, start: str | None = None,
-    end: str | None = None, date_column: str | None = None, target: str = "close",
-) -> QualityReport:
-    """Run every check on one ticker of ``source``, or on all of them without ``ticker``."""
-    from marketcast.data.sources import read_all, read_source
-
-    if ticker is None:
-        frames = read_all(source, date_column=date_column)
-    else:
-        frames = {ticker.upper(): read_source(source, ticker=ticker, date_column=date_column)}
-    rows = []
-    for name, frame in frames.items():
-        frame = _between(frame, start, end)
-        if frame.empty:
-            continue
-        for check, dates in check_prices(frame, target).items():
-            rows.extend((name, check, d) for d in dates)
-    findings = pd.DataFrame(rows, columns=["ticker", "check", "date"])
-    return QualityReport(findings, tuple(frames))
-
-
 def _ohlc_broken(frame: pd.DataFrame, bad: pd.DataFrame) -> np.ndarray:
     o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
     # A relative hair of slack: decimal prices stored as floats must not trip the check.
@@ -193,9 +171,3 @@ def _recent_sigma(returns: pd.Series) -> np.ndarray:
     scaled = 1.4826 * returns.abs()
     recent = scaled.shift(1).rolling(SIGMA_WINDOW, min_periods=SIGMA_WINDOW // 3).median()
     return recent.fillna(scaled.median()).fillna(0.0).to_numpy()
-
-
-def _between(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
-    from marketcast.data.load import date_mask
-
-    return frame[date_mask(frame, start, end)]

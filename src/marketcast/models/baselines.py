@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from marketcast.models.base import BaseForecaster
-from marketcast.windows import WindowTransform
+from marketcast.models.windows import WindowTransform
 
 
 class NaiveForecaster(BaseForecaster):

@@ -1,22 +1,18 @@
 """The stacked-LSTM forecaster: scaling and windows from WindowTransform, the network from
-:mod:`marketcast.nn`, the loop from :mod:`marketcast.train`."""
+:mod:`marketcast.nn.network`, the loop from :mod:`marketcast.nn.train`."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from marketcast.config import ModelConfig, TrainConfig
 from marketcast.models.base import BaseForecaster
-from marketcast.nn import StackedLSTM
-from marketcast.train import Callback, fit_network
-from marketcast.windows import WindowTransform
-
-if TYPE_CHECKING:
-    from marketcast.checkpoint import CheckpointStore
+from marketcast.models.windows import WindowTransform
+from marketcast.nn.network import StackedLSTM
+from marketcast.nn.train import Callback, Checkpoints, fit_network
 
 # Windows per forward pass at prediction time: bounds memory on long test periods.
 PREDICT_CHUNK = 4096
@@ -34,7 +30,7 @@ class LSTMForecaster(BaseForecaster):
         self.train = train or TrainConfig()
 
     def fit(self, y, X=None, *, n_val=0, callback: Callback | None = None,
-            checkpoints: CheckpointStore | None = None):
+            checkpoints: Checkpoints | None = None):
         m = self.model
         y = np.asarray(y, dtype=np.float64)
         n_train = len(y) - n_val

@@ -18,7 +18,7 @@ import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from marketcast.stats import autocorrelation  # noqa: E402
+from marketcast.evaluation.stats import autocorrelation  # noqa: E402
 
 # One colour per model across every plot and the report's tables.
 COLORS = {

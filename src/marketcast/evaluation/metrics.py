@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from marketcast.stats import binomial_p_value, diebold_mariano
+from marketcast.evaluation.stats import binomial_p_value, diebold_mariano
 
 BENCHMARK = "naive"
 

@@ -7,125 +7,33 @@ the manifest, so a truncated, tampered or half-written run is refused.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
-import math
 import os
-import platform
-import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pandas as pd
 
 from marketcast.errors import ArtifactError
-
-if TYPE_CHECKING:
-    import torch
+from marketcast.files import (
+    default_name,
+    load_tensors,
+    read_json,
+    sha256_file,
+    write_json,
+    write_tensors,
+    write_text,
+)
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"
 FORMAT_VERSION = 1
-# Versions recorded with every run: what its numbers may depend on.
-PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",
-            "arch", "matplotlib", "safetensors", "exchange-calendars")
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: Path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.10g") -> None:
-    """CSV with ISO dates; ``%.17g`` keeps float64 values exact for files read back."""
-    write_text(path, frame.to_csv(index=False, date_format="%Y-%m-%d", float_format=float_format))
-
-
-def json_records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as dicts with NaN as null (JSON has no NaN)."""
-    return [
-        {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-         for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
-
-
-def package_versions(names=PACKAGES) -> dict[str, str]:
-    """Installed versions of ``names`` ("unknown" when not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
-
-
-def environment() -> dict:
-    """Where and when a run was made: saved in ``metrics.json`` for the report."""
-    return {
-        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "packages": package_versions(),
-    }
 
 
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:
     """``model.safetensors`` (weights) and ``model.json`` (everything else)."""
     write_tensors(folder / WEIGHTS, tensors)
     write_json(folder / MODEL_META, {"format_version": FORMAT_VERSION, **meta})
-
-
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Write tensors as safetensors (atomically); return the file's sha256."""
-    from safetensors.torch import save as to_safetensors  # imports torch: only here
-
-    data = to_safetensors({k: v.contiguous() for k, v in tensors.items()},
-                          metadata={"format": "marketcast"})
-    write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {path}: {exc}") from None
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
-                            "truncated; use an untouched copy")
-    from safetensors import SafetensorError
-    from safetensors.torch import load as from_safetensors
-
-    try:
-        return from_safetensors(data)
-    except (SafetensorError, ValueError) as exc:
-        raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
@@ -136,13 +44,6 @@ def load_model_files(folder: Path) -> tuple[dict, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
     return tensors, meta
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read {path}: {exc}") from None
 
 
 class RunFolder:
@@ -163,7 +64,7 @@ class RunFolder:
         files = sorted(p for p in self.path.iterdir() if p.is_file() and p.name != MANIFEST)
         write_json(self.path / MANIFEST, {
             "format_version": FORMAT_VERSION,
-            "files": {p.name: _sha256(p) for p in files},
+            "files": {p.name: sha256_file(p) for p in files},
         })
         for attempt in range(100):
             final = self.runs_dir / (self.name if attempt == 0 else f"{self.name}-{attempt}")
@@ -218,7 +119,7 @@ def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str,
             continue
         if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise ArtifactError(
                 f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "
                 "use an untouched run folder"
@@ -237,7 +138,7 @@ def add_to_run(folder: str | Path, name: str, text: str) -> Path:
     files = verify_folder(folder, replacing=name)
     path = folder / name
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if files.get(name) == digest and path.is_file() and _sha256(path) == digest:
+    if files.get(name) == digest and path.is_file() and sha256_file(path) == digest:
         return path  # unchanged: leave the folder untouched
     write_text(path, text)
     write_json(folder / MANIFEST, {
@@ -247,24 +148,3 @@ def add_to_run(folder: str | Path, name: str, text: str) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def default_name(label: str) -> str:
-    """A run name from the time and the data: ``20250131-142501-prices``."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name.split(".")[0]).strip("-")
-    return f"{stamp}-{slug or 'run'}"
-
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, dt.date | pd.Timestamp):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")

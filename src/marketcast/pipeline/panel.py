@@ -1,11 +1,11 @@
 """Many tickers at once: a long multi-ticker file read once, and one pooled window array.
 
-A *panel* is a dict of per-ticker :class:`~marketcast.pipeline.Series`, each validated by
+A *panel* is a dict of per-ticker :class:`~marketcast.pipeline.series.Series`, each validated by
 :func:`marketcast.data.validate_prices` and long enough for the split; tickers that are not
 are recorded in ``skipped`` with the reason, never silently dropped.
 
 Pooling for the global model: each ticker's inputs are scaled by its own
-:class:`~marketcast.windows.WindowTransform`, fitted on that ticker's training rows only, and
+:class:`~marketcast.models.windows.WindowTransform`, fitted on that ticker's training rows only, and
 the scaled rows *before its test period* are concatenated into one ``(N, F)`` float32 array.
 Window origins are global row indices into that array; each ticker's origins stay inside its
 own block, so no window crosses a ticker boundary and no window is ever copied.
@@ -26,8 +26,8 @@ from marketcast.data import validate_prices
 from marketcast.data.load import parse_date, prepare_frame
 from marketcast.data.readers import DATE_NAMES, TICKER_NAMES
 from marketcast.errors import DataError, MarketcastError
-from marketcast.pipeline import Series, series_from_frame, split_series
-from marketcast.windows import Split, WindowTransform
+from marketcast.models.windows import Split, WindowTransform
+from marketcast.pipeline.series import Series, series_from_frame, split_series
 
 log = logging.getLogger("marketcast")
 
@@ -182,7 +182,7 @@ def pool(panel: Panel, config: Config) -> Pooled:
     """Scale each ticker on its own training rows and stack the rows before its test period.
 
     Memory: one float32 array of (rows before test, summed over tickers) x F, plus the
-    origin index arrays; windows are gathered per batch by :func:`marketcast.train.fit_network`.
+    origin index arrays; windows are gathered per batch by :func:`marketcast.nn.train.fit_network`.
     """
     m = config.model
     blocks, transforms, train, val = [], {}, [], []

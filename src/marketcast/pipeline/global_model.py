@@ -1,6 +1,6 @@
 """One LSTM trained on windows pooled from many tickers, evaluated ticker by ticker.
 
-Training sees :class:`~marketcast.panel.Pooled`: every ticker scaled on its own training
+Training sees :class:`~marketcast.pipeline.panel.Pooled`: every ticker scaled on its own training
 rows, early stopping on the pooled validation windows. Evaluation runs each ticker's test
 period exactly as ``marketcast run`` does for one series (the shared network behind that
 ticker's scaler, against the random walk and a linear model fitted on that ticker alone),
@@ -17,12 +17,12 @@ import pandas as pd
 import torch
 
 from marketcast.config import Config
-from marketcast.metrics import accuracy
+from marketcast.evaluation.metrics import accuracy
 from marketcast.models import LSTMForecaster, make_model
-from marketcast.nn import StackedLSTM
-from marketcast.panel import Panel, Pooled
-from marketcast.pipeline import future_days, future_forecast, test_table
-from marketcast.train import Callback, EpochLog, fit_network
+from marketcast.nn.network import StackedLSTM
+from marketcast.nn.train import Callback, EpochLog, fit_network
+from marketcast.pipeline.panel import Panel, Pooled
+from marketcast.pipeline.series import future_days, future_forecast, test_table
 
 # A Diebold-Mariano p-value below this calls the LSTM better or worse than the random walk.
 SIGNIFICANCE = 0.05

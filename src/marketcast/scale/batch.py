@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.distributed import ray_session
 from marketcast.errors import ConfigError, MarketcastError
+from marketcast.scale.distributed import ray_session
 
 COMMANDS = ("run", "backtest")
 
@@ -54,7 +54,7 @@ def run_job(config: Config, ticker: str, command: str) -> dict:
             result = run(job_config(config, ticker))
             scores = result.evaluation.scores
         else:
-            from marketcast.walkforward import backtest
+            from marketcast.api import backtest
 
             result = backtest(job_config(config, ticker))
             # metrics.accuracy(by_step=True) returns step as text; compare as numbers.
@@ -114,7 +114,7 @@ def batch(
 
 def all_tickers(source: str) -> list[str]:
     """Every ticker of a long multi-ticker file, in file order."""
-    from marketcast.panel import read_long
+    from marketcast.pipeline.panel import read_long
 
     raw, column = read_long(source)
     return list(raw[column].astype(str).str.strip().unique())

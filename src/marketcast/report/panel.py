@@ -9,18 +9,9 @@ are the single-series report's sections.
 
 from __future__ import annotations
 
-from marketcast import plots
-from marketcast.report import (
-    RunFiles,
-    _configuration,
-    _environment,
-    _figure,
-    _fmt,
-    _loss,
-    _note,
-    _pairs,
-    _section,
-)
+from marketcast.report import plots
+from marketcast.report.blocks import RunFiles, figure, fmt, note, pairs, section
+from marketcast.report.single import configuration, environment, loss
 
 GLOBAL_SECTIONS = ("verdict", "config", "data", "loss", "tickers", "forecast", "environment")
 # Per-ticker columns shown, in order: (column of per_ticker.csv, heading, format).
@@ -37,8 +28,8 @@ def global_sections(run: RunFiles) -> list[dict]:
     """The sections of GLOBAL_SECTIONS, in that order."""
     per_ticker = run.csv("per_ticker.csv", dates=())
     return [
-        _verdict(run), _configuration(run), _data(run), _loss(run), _tickers(run, per_ticker),
-        _forecast(run), _environment(run),
+        _verdict(run), configuration(run), _data(run), loss(run), _tickers(run, per_ticker),
+        _forecast(run), environment(run),
     ]
 
 
@@ -56,19 +47,19 @@ def _verdict(run: RunFiles) -> dict:
         "tone": tone,
         "headline": f"LSTM {word} the random walk across {m.get('tickers', '?')} tickers",
         "detail": f"significantly better on {better:.1f}% of tickers, significantly worse on "
-                  f"{worse:.1f}%; median Theil's U {_fmt(median, '{:.3f}')}",
+                  f"{worse:.1f}%; median Theil's U {fmt(median, '{:.3f}')}",
     }
     caption = ("Each ticker's one-day-ahead test forecasts against tomorrow = today, "
                "Diebold-Mariano test of equal squared error (p < 0.05 decides).")
     lines = m.get("verdict", [])
-    return _section("verdict", {"kind": "cards", "cards": [card], "caption": caption},
+    return section("verdict", {"kind": "cards", "cards": [card], "caption": caption},
                     {"kind": "list", "items": lines} if lines else None)
 
 
 def _data(run: RunFiles) -> dict:
     m, d = run.metrics, run.metrics.get("data", {})
     skipped = run.csv("skipped.csv", dates=())
-    pairs = [
+    summary = [
         ("source", run.config.get("data", {}).get("source")),
         ("tickers scored", m.get("tickers")), ("tickers skipped", m.get("skipped")),
         ("first day", d.get("start")), ("last day", d.get("end")),
@@ -81,27 +72,27 @@ def _data(run: RunFiles) -> dict:
         table = {"kind": "table", "caption": "Skipped tickers and why",
                  "columns": ["ticker", "reason"], "collapsed": True,
                  "rows": [[r["ticker"], r["reason"]] for _, r in skipped.iterrows()]}
-    return _section("data", _pairs("summary", pairs), table, _note(
+    return section("data", pairs("summary", summary), table, note(
         "Each ticker is scaled on its own training rows; no window crosses from one ticker "
         "into the next."))
 
 
 def _tickers(run: RunFiles, per_ticker) -> dict:
     if per_ticker is None or per_ticker.empty:
-        return _section("tickers", _note("No per-ticker scores in this folder."))
+        return section("tickers", note("No per-ticker scores in this folder."))
     m = run.metrics
     quartiles = {"kind": "table", "caption": "Theil's U over tickers (below 1: better than the "
                  "random walk)", "columns": ["model", "q1", "median", "q3"],
-                 "rows": [[{"model": model}, *(_fmt(m[f"theils_u_{model}"][q], "{:.3f}")
+                 "rows": [[{"model": model}, *(fmt(m[f"theils_u_{model}"][q], "{:.3f}")
                                               for q in ("q1", "median", "q3"))]
                           for model in ("lstm", "linear")]}
     ordered = per_ticker.sort_values("theils_u_lstm", na_position="last")
-    rows = [[_fmt(r[c], f) for c, _, f in TICKER_COLUMNS] for _, r in ordered.iterrows()]
+    rows = [[fmt(r[c], f) for c, _, f in TICKER_COLUMNS] for _, r in ordered.iterrows()]
     every = {"kind": "table", "caption": "Every ticker, best LSTM first",
              "columns": [h for _, h, _ in TICKER_COLUMNS], "rows": rows, "collapsed": True}
-    return _section(
+    return section(
         "tickers",
-        _figure(plots.plot_theils_u, per_ticker, alt="Histogram of Theil's U over tickers",
+        figure(plots.plot_theils_u, per_ticker, alt="Histogram of Theil's U over tickers",
                 caption="Theil's U of each ticker's test period; the dashed line is the "
                         "random walk."),
         quartiles,
@@ -114,13 +105,13 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
 def _forecast(run: RunFiles) -> dict:
     future = run.csv("forecast.csv")
     if future is None:
-        return _section("forecast", _note("No forecast saved in this folder."))
+        return section("forecast", note("No forecast saved in this folder."))
     last = future.groupby("ticker", sort=False).tail(1)
-    rows = [[r["ticker"], f"{r['date']:%Y-%m-%d}", _fmt(r["naive"], "{:.2f}"),
-             _fmt(r["lstm"], "{:.2f}"), _fmt(100 * (r["lstm"] / r["naive"] - 1), "{:+.2f}")]
+    rows = [[r["ticker"], f"{r['date']:%Y-%m-%d}", fmt(r["naive"], "{:.2f}"),
+             fmt(r["lstm"], "{:.2f}"), fmt(100 * (r["lstm"] / r["naive"] - 1), "{:+.2f}")]
             for _, r in last.iterrows()]
     days = future["date"].nunique()
-    return _section(
+    return section(
         "forecast",
         {"kind": "text", "text": f"forecast.csv holds each ticker's next {days} trading days; "
          "`marketcast forecast --run FOLDER --ticker T` makes one again, or from newer data "

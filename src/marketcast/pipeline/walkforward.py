@@ -9,27 +9,19 @@ origins without refitting, all origins of a fold in one batched call.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from marketcast import artifacts
-from marketcast.config import Config, config_to_toml
-from marketcast.data import data_sha256, summarize
+from marketcast.config import Config
 from marketcast.errors import ConfigError, DataError
-from marketcast.intervals import add_sequential_intervals, coverage
-from marketcast.metrics import accuracy, backtest_verdict, lag_copy
 from marketcast.models import MODELS, make_model
-from marketcast.pipeline import Series, forecast_table, load_series
-from marketcast.report import REPORT, render_report
+from marketcast.pipeline.series import Series, forecast_table
 
 
 @dataclass(frozen=True)
@@ -162,82 +154,3 @@ def _check_first_fold(fold: Fold, config: Config) -> None:
             f"first fit, fewer than lookback {m.lookback} needs; use fewer --n-windows, a "
             "smaller --step or more data"
         )
-
-
-@dataclass
-class BacktestResult:
-    """The long table (with interval bounds) and every score computed from it."""
-
-    path: Path | None
-    table: pd.DataFrame
-    scores: pd.DataFrame  # price space, per model and step
-    scores_log_return: pd.DataFrame
-    lag_copy: pd.DataFrame
-    coverage: pd.DataFrame
-    verdict: list[str]
-    fits: dict[str, int]
-    seconds: float
-
-
-def backtest(
-    config: Config | None = None,
-    on_fit: Callable[[str, int, int], None] | None = None,
-    write: bool = True,
-) -> BacktestResult:
-    """Walk-forward evaluation of every configured model against the random walk.
-
-    Scores per model and horizon step in price and log-return space, the Diebold-Mariano
-    test against the random walk, the lag-copy check, and conformal intervals with their
-    empirical coverage. With ``write``, everything is saved as a run folder.
-    """
-    started = time.perf_counter()
-    config = config or Config()
-    b = config.backtest
-    if "naive" not in b.models:
-        config = dataclasses.replace(
-            config, backtest=dataclasses.replace(b, models=(*b.models, "naive")))
-    frame, series = load_series(config)
-    table, fits = walk_forward(series, config, on_fit)
-    if config.forecast.interval > 0:
-        table = add_sequential_intervals(table, config.forecast.interval)
-    first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
-    scale = in_sample_scale(series, first)
-    scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
-    scores = accuracy(table, by_step=True, scale=scale)
-    scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
-    lag = lag_copy(table)
-    cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
-    result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            backtest_verdict(scores, lag), fits, 0.0)
-    result.seconds = time.perf_counter() - started
-    if write:
-        result.path = _write(result, config, frame)
-    return result
-
-
-def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
-    folder = artifacts.RunFolder(config.output.runs_dir, config.output.name,
-                                 label=f"backtest-{config.data.ticker or config.data.source}")
-    try:
-        out = folder.path
-        artifacts.write_text(out / "config.toml", config_to_toml(config))
-        artifacts.write_csv(out / "backtest.csv", result.table)
-        artifacts.write_json(out / "metrics.json", {
-            "kind": "backtest",
-            "data": summarize(frame),
-            "data_sha256": data_sha256(frame),
-            "fits": result.fits,
-            "metrics": artifacts.json_records(result.scores),
-            "metrics_log_return": artifacts.json_records(result.scores_log_return),
-            "lag_copy": artifacts.json_records(result.lag_copy),
-            "interval": config.forecast.interval,
-            "coverage": artifacts.json_records(result.coverage),
-            "verdict": result.verdict,
-            "wall_seconds": round(result.seconds, 2),
-            "environment": artifacts.environment(),
-        })
-        artifacts.write_text(out / REPORT, render_report(out))
-        return folder.finish()
-    except BaseException:
-        folder.discard()
-        raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from marketcast.console import out
+from marketcast.cli.console import out
 
 SOURCE_HELP = ("sp500 (bundled S&P 500), store:TICKER, a CSV or Parquet file, or a folder of "
                "per-ticker files.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,14 +14,12 @@ import pandas as pd
 from marketcast.calendar import next_trading_days
 from marketcast.config import Config
 from marketcast.data import load_prices
-from marketcast.intervals import step_quantiles
+from marketcast.evaluation.intervals import step_quantiles
 from marketcast.models import RUN_MODELS, BaseForecaster, make_model
-from marketcast.train import Callback
-from marketcast.windows import Split, split_rows
+from marketcast.models.windows import Split, split_rows
+from marketcast.nn.train import Callback, Checkpoints
 
 log = logging.getLogger("marketcast")
-if TYPE_CHECKING:
-    from marketcast.checkpoint import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ def split_series(series: Series, config: Config) -> Split:
 
 def fit_models(
     series: Series, split: Split, config: Config, callback: Callback | None = None,
-    names=RUN_MODELS, checkpoints: CheckpointStore | None = None,
+    names=RUN_MODELS, checkpoints: Checkpoints | None = None,
 ) -> dict[str, BaseForecaster]:
     """Fit each model on the rows before the test period (validation rows held out).
 

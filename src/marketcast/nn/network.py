@@ -24,7 +24,7 @@ class StackedLSTM(nn.Module):
         mode). With ``masks`` (from :meth:`dropout_masks`), the layers run one by one and the
         masks are the dropout: the same network and the same arithmetic (equal to the single
         call when every mask is 1), but the randomness is drawn beforehand, so that parts of a
-        batch can run in threads and still give the same result (see marketcast.train).
+        batch can run in threads and still give the same result (see marketcast.nn.train).
         """
         # B batch, L lookback, F features, H hidden units, O horizon
         if masks is None:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketcast import artifacts
+from marketcast import files
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ConfigError
-from marketcast.pipeline import Series, load_series, split_series
-from marketcast.windows import Split
+from marketcast.errors import ConfigError, MissingDependencyError
+from marketcast.models.windows import Split
+from marketcast.pipeline.series import Series, load_series, split_series
 
 BACKENDS = ("optuna", "ray")
 METRIC = "best_val_loss"
@@ -163,12 +163,24 @@ def tune(
     params, value, trials = run(seen, split, config, space, n_trials, address, timeout, on_trial)
     best = apply_params(config, params)
     path = Path(output)
-    artifacts.write_text(path, config_to_toml(best))
+    files.write_text(path, config_to_toml(best))
     return TuneResult(best, value, trials, path, time.perf_counter() - started)
 
 
+def _require_optuna():
+    """The ``optuna`` module, or :class:`MissingDependencyError` saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise MissingDependencyError(
+            'marketcast tune needs Optuna, which is not installed; install it with '
+            'pip install "marketcast[tune]"'
+        ) from None
+    return optuna
+
+
 def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_trial):
-    import optuna
+    optuna = _require_optuna()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -200,10 +212,10 @@ def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_tria
 
 
 def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
-    from marketcast.distributed import ray_session, require_ray
+    from marketcast.scale.distributed import ray_session, require_ray
 
     require_ray()
-    import optuna
+    optuna = _require_optuna()
     from ray import tune as ray_tune
     from ray.tune.schedulers import MedianStoppingRule
     from ray.tune.search.optuna import OptunaSearch

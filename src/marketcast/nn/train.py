@@ -13,7 +13,7 @@ every validation pass (split the same way), gives the same result, bit for bit, 
 thread or two, and so does early stopping; prediction runs on torch's thread count.
 
 Everything the loop carries from one epoch to the next lives in :class:`TrainState`; with a
-checkpoint store (see :mod:`marketcast.checkpoint`) it is saved after every epoch, together
+checkpoint store (see :mod:`marketcast.nn.checkpoint`) it is saved after every epoch, together
 with the weights, the optimizer and both random generators, so a killed run resumes exactly
 where it stopped.
 """
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -35,11 +35,8 @@ from torch import nn
 
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
-from marketcast.nn import StackedLSTM
+from marketcast.nn.network import StackedLSTM
 from marketcast.perf import tune_malloc
-
-if TYPE_CHECKING:
-    from marketcast.checkpoint import CheckpointStore
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,19 @@ class EpochLog:
 
 
 Callback = Callable[[EpochLog, int], None]  # (log, max_epochs)
+
+
+class Checkpoints(Protocol):
+    """Where the loop saves its state after each epoch and restores it from
+    (:class:`marketcast.nn.checkpoint.CheckpointStore`)."""
+
+    def restore(self, net: nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, inputs: tuple[np.ndarray, ...]) -> TrainState | None:
+        ...
+
+    def save(self, state: TrainState, net: nn.Module, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> None:
+        ...
 
 # Validation windows per forward pass: bounds memory whatever the number of tickers.
 VAL_CHUNK = 4096
@@ -81,12 +91,12 @@ def fit_network(
     horizon: int,
     config: TrainConfig,
     callback: Callback | None = None,
-    checkpoints: CheckpointStore | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
     Origins are row indices of ``Z``; a pooled array of many tickers (see
-    :mod:`marketcast.panel`) works as long as every origin's window and targets stay inside
+    :mod:`marketcast.pipeline.panel`) works as long as every origin's window and targets stay inside
     its own ticker's rows. The best epoch is the one with the lowest validation loss
     (weights restored to it), or the last epoch when there are no validation origins. With
     ``checkpoints``, training continues from the last saved epoch and saves a checkpoint

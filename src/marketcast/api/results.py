@@ -1,0 +1,52 @@
+"""What the API functions return: fitted models with their data, and their scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast.config import Config
+from marketcast.models import BaseForecaster, LSTMForecaster
+from marketcast.models.windows import Split
+from marketcast.pipeline.series import Series
+
+
+@dataclass
+class Trained:
+    """Fitted models with the data and split they were fitted on."""
+
+    config: Config
+    frame: pd.DataFrame
+    series: Series
+    split: Split
+    models: dict[str, BaseForecaster]
+
+    @property
+    def lstm(self) -> LSTMForecaster:
+        return self.models["lstm"]
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame([vars(e) for e in self.lstm.history_])
+
+
+@dataclass
+class Evaluation:
+    """Test-period forecasts (long table) and their scores."""
+
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    scores_by_step: pd.DataFrame
+    verdict: list[str] = field(default_factory=list)
+    # LSTM out-of-sample residuals per step up to the forecast length (for intervals).
+    residuals: pd.DataFrame | None = None
+
+
+@dataclass
+class RunResult:
+    path: Path
+    trained: Trained
+    evaluation: Evaluation
+    forecast: pd.DataFrame
+    seconds: float

@@ -1,0 +1,106 @@
+"""Writing run folders: what each command saves, in one staged write per folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast import files
+from marketcast.api.results import Evaluation, Trained
+from marketcast.config import Config, config_to_toml
+from marketcast.data import data_sha256, summarize
+from marketcast.models.windows import Split
+from marketcast.pipeline.series import wide_predictions
+from marketcast.runs import folder as run_folder
+
+RESIDUALS = "residuals.csv"
+# Versions saved in model.json: what loading the weights depends on.
+MODEL_PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors")
+
+
+def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,
+              seconds: float, runs_dir: str | Path | None = None,
+              name: str | None = None) -> Path:
+    """Write the run folder atomically; a failure leaves no folder behind.
+
+    It goes to ``runs_dir/name``, by default the configured folder and name.
+    """
+    config = trained.config
+    folder = run_folder.RunFolder(runs_dir or config.output.runs_dir, name or config.output.name,
+                                 label=label(config))
+    try:
+        _write_contents(folder.path, trained, evaluation, future, seconds)
+        return folder.finish()
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) -> None:
+    # Imported here: matplotlib and scipy.stats take ~1.3 s to import, which `forecast`
+    # (and so `marketcast forecast`) never needs.
+    from marketcast.report import REPORT, plots, render_report
+
+    config, split = trained.config, trained.split
+    files.write_text(out / "config.toml", config_to_toml(config))
+    history = trained.history()
+    files.write_csv(out / "loss_history.csv", history)
+    plots.plot_loss(history, trained.lstm.best_epoch_, out / "loss.png")
+    tensors, meta = trained.lstm.get_state()
+    # Forecasts start after the last day of the data, so that is the context saved with it.
+    series, rows = trained.series, len(trained.lstm.y_)
+    meta.update({
+        "config": config.to_dict(),
+        "features": list(series.feature_names),
+        "context_y": series.y[-rows:].tolist(),
+        "context_X": None if series.X is None else series.X[-rows:].tolist(),
+        "context_dates": [d.date().isoformat() for d in series.dates[-rows:]],
+        "data_sha256": data_sha256(trained.frame),
+        "data_rows": len(trained.frame),
+        "versions": files.package_versions(MODEL_PACKAGES),
+    })
+    run_folder.save_model(out, tensors, meta)
+    summary = {
+        "data": summarize(trained.frame, config.data.target),
+        "data_sha256": meta["data_sha256"],
+        "split": split_dates(trained.series.dates, split),
+        "best_epoch": trained.lstm.best_epoch_,
+        "epochs_run": len(history),
+        "wall_seconds": round(seconds, 2),
+        "environment": files.environment(),
+    }
+    if evaluation is not None:
+        files.write_csv(out / "test_forecasts.csv", evaluation.table)
+        predictions = wide_predictions(evaluation.table)
+        files.write_csv(out / "predictions.csv", predictions)
+        # Read back to calibrate forecast intervals: keep every digit.
+        files.write_csv(out / RESIDUALS, evaluation.residuals, float_format="%.17g")
+        plots.plot_test(predictions, config.data.target, out / "test.png")
+        summary["metrics"] = files.json_records(evaluation.scores)
+        summary["metrics_by_step"] = files.json_records(evaluation.scores_by_step)
+        summary["verdict"] = evaluation.verdict
+    if future is not None:
+        files.write_csv(out / "forecast.csv", future)
+        target = pd.Series(trained.series.y, index=trained.series.dates)
+        plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
+    files.write_json(out / "metrics.json", summary)
+    # Rendered from the files above, before the manifest, which then vouches for it too.
+    files.write_text(out / REPORT, render_report(out))
+
+
+def label(config: Config) -> str:
+    """What names an unnamed run: the ticker or the data source."""
+    return config.data.ticker or config.data.source
+
+
+def split_dates(dates: pd.DatetimeIndex, split: Split) -> dict:
+    def span(a: int, b: int) -> list[str] | None:
+        return [dates[a].date().isoformat(), dates[b - 1].date().isoformat()] if b > a else None
+
+    return {
+        "train": span(0, split.n_train),
+        "validation": span(split.n_train, split.test_start),
+        "test": span(split.test_start, len(dates)),
+        "rows": [split.n_train, split.n_val, split.n_test],
+    }

@@ -1,0 +1,205 @@
+"""The public Python API; each CLI command is one function here."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from marketcast.api.results import Evaluation, RunResult, Trained
+from marketcast.api.save import RESIDUALS, label, write_run
+from marketcast.config import Config, load_config
+from marketcast.data import data_sha256
+from marketcast.data.quality import note_quality
+from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker
+from marketcast.models import LSTMForecaster, NaiveForecaster
+from marketcast.nn.train import Callback, Checkpoints
+from marketcast.pipeline.series import (
+    Series,
+    add_interval,
+    fit_models,
+    future_days,
+    future_forecast,
+    load_series,
+    split_series,
+    test_residuals,
+    test_table,
+)
+from marketcast.runs import folder as run_folder
+from marketcast.runs import session as run_session
+
+
+def train(config: Config | None = None, callback: Callback | None = None,
+          checkpoints: Checkpoints | None = None) -> Trained:
+    """Load the configured data, split it and fit the LSTM and both baselines.
+
+    Everything is fitted on rows before the test period; scalers on the training rows only.
+    With ``checkpoints``, the LSTM continues from its last checkpoint and saves one per epoch.
+    """
+    config = config or Config()
+    frame, series = load_series(config)
+    note_quality(frame, config.data.target)
+    split = split_series(series, config)
+    models = fit_models(series, split, config, callback, checkpoints=checkpoints)
+    return Trained(config, frame, series, split, models)
+
+
+def train_run(config: Config | None = None, callback: Callback | None = None,
+              resume: bool | str | Path = False) -> tuple[Trained, Path]:
+    """What ``marketcast train`` does: :func:`train`, then save the model as a run folder.
+
+    Training is checkpointed every epoch; ``resume`` works as in :func:`run`.
+    """
+    config = config or Config()
+    with run_session.session(config, resume, label=label(config)) as session:
+        trained = train(config, callback, session.store)
+        path = write_run(trained, None, None, 0.0, session.runs_dir, session.name)
+    return trained, path
+
+
+def evaluate(trained: Trained) -> Evaluation:
+    """Score every model on the test period, each forecasting from the true history only."""
+    from marketcast.evaluation.metrics import accuracy, verdict  # scipy.stats: not for `forecast`
+
+    config, lstm = trained.config, trained.lstm
+    table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
+    scores = accuracy(table)
+    # Recursion needs the target as only input; with extra features stop at the horizon.
+    steps = config.forecast.days if lstm.transform_.n_features_ == 1 else config.model.horizon
+    residuals = test_residuals(lstm, trained.series, trained.split, steps)
+    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores), residuals)
+
+
+def evaluate_run(run_dir: str | Path) -> Evaluation:
+    """Reload a saved run, check its data is unchanged, and re-score the test period."""
+    config, lstm, meta = load_run(run_dir, ticker=_SCORED_ELSEWHERE)
+    frame, series = load_series(config)
+    if data_sha256(frame) != meta["data_sha256"]:
+        raise DataError(
+            f"the data of {config.data.source} changed since the model was trained (sha256 "
+            "differs); evaluate with the original file or train again"
+        )
+    split = split_series(series, config)
+    models = fit_models(series, split, config, names=("naive", "linear"))
+    trained = Trained(config, frame, series, split, {"lstm": lstm, **models})
+    return evaluate(trained)
+
+
+def forecast(
+    run_dir: str | Path, data: str | None = None, days: int | None = None,
+    interval: float | None = None, ticker: str | None = None,
+) -> pd.DataFrame:
+    """Forecast with a saved model: after its training data, or after the end of ``data``.
+
+    Returns a frame ``date, lstm, [lstm_lower, lstm_upper,] naive`` on NYSE trading dates.
+    The interval (default: the run's ``forecast.interval``) is conformal, calibrated on the
+    run's out-of-sample test residuals (a global model's folder has none). ``ticker`` picks
+    the ticker of a global model (``run --tickers``).
+    """
+    config, lstm, meta = load_run(run_dir, ticker)
+    level = config.forecast.interval if interval is None else interval
+    residuals_path = Path(run_dir) / RESIDUALS
+    if interval and not residuals_path.is_file():
+        raise ArtifactError(
+            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder, or a "
+            "global model's); use a folder from a single-series `marketcast run`, or drop "
+            "--interval"
+        )
+    if data is None:
+        dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
+        series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
+    else:
+        newer = dataclasses.replace(config.data, source=data, start=None, end=None)
+        if ticker is not None:  # a global model: that ticker's rows of the file
+            newer = dataclasses.replace(newer, ticker=ticker, tickers=())
+        try:
+            _, series = load_series(dataclasses.replace(config, data=newer))
+        except NotMultiTicker:  # a file of that ticker alone
+            newer = dataclasses.replace(newer, ticker=None)
+            _, series = load_series(dataclasses.replace(config, data=newer))
+        need = lstm.transform_.offset + lstm.transform_.lookback
+        if len(series.y) < need:
+            raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
+    naive = NaiveForecaster().fit(series.y)
+    days = days or future_days(series, config.model.horizon, config.forecast.days)
+    future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
+    if level and residuals_path.is_file():
+        future = add_interval(future, pd.read_csv(residuals_path), level)
+    return future
+
+
+# Passed by evaluate_run: a global model's folder already holds its scores.
+_SCORED_ELSEWHERE = object()
+
+
+def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
+    """Config, LSTM and metadata of a verified run folder (no pickle involved).
+
+    A global model's folder needs ``ticker``: the LSTM is the shared network behind that
+    ticker's scaler, and the metadata that ticker's.
+    """
+    tensors, meta = run_folder.load_model_files(Path(run_dir))
+    if meta.get("kind") == "global":
+        meta = _global_ticker(run_dir, meta, ticker)
+    elif isinstance(ticker, str):
+        raise ConfigError(
+            f"{run_dir} holds a model of one series; --ticker is for the folders of "
+            "`marketcast run --tickers`: drop it"
+        )
+    try:
+        config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
+        model = LSTMForecaster.from_state(tensors, meta)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
+    return config, model, meta
+
+
+def _global_ticker(run_dir, meta: dict, ticker) -> dict:
+    from marketcast.pipeline.global_model import ticker_meta
+
+    tickers = list(meta.get("tickers", {}))
+    if isinstance(ticker, str):
+        ticker = ticker.strip().upper()
+    if ticker is _SCORED_ELSEWHERE:
+        raise ArtifactError(
+            f"{run_dir} holds a global model: its test-period scores are in per_ticker.csv "
+            "there, one row per ticker"
+        )
+    if ticker is None or ticker not in tickers:
+        shown = ", ".join(tickers[:8]) + (f", ... ({len(tickers)} in all)"
+                                          if len(tickers) > 8 else "")
+        what = "needs --ticker" if ticker is None else f"has no ticker {ticker!r}"
+        skipped = Path(run_dir) / "skipped.csv"
+        if ticker and skipped.is_file() and ticker in set(pd.read_csv(
+                skipped, keep_default_na=False)["ticker"].astype(str)):
+            what += " (it was skipped; skipped.csv says why)"
+        raise ConfigError(f"{run_dir} holds a global model and {what}: one of {shown}")
+    return ticker_meta(meta, ticker)
+
+
+def run(config: Config | None = None, callback: Callback | None = None,
+        config_path: str | Path | None = None, resume: bool | str | Path = False) -> RunResult:
+    """Data to trained model, evaluation, forecast and plots, written as one run folder.
+
+    Training saves a checkpoint every epoch under ``<runs_dir>/.checkpoints/<name>``.
+    ``resume`` continues a stopped run from its last checkpoint: True for the run named
+    ``config.output.name``, or the path of its checkpoint folder. ``config`` must then equal
+    the run's saved settings (see :func:`marketcast.runs.session.resume_config`); the result is
+    the same, bit for bit, as if the run had never stopped.
+    """
+    started = time.perf_counter()
+    config = config or load_config(config_path)
+    with run_session.session(config, resume, label=label(config)) as session:
+        trained = train(config, callback, session.store)
+        evaluation = evaluate(trained)
+        future = future_forecast(
+            {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
+            future_days(trained.series, config.model.horizon, config.forecast.days),
+        )
+        if config.forecast.interval:
+            future = add_interval(future, evaluation.residuals, config.forecast.interval)
+        seconds = time.perf_counter() - started
+        path = write_run(trained, evaluation, future, seconds, session.runs_dir, session.name)
+    return RunResult(path, trained, evaluation, future, seconds)

@@ -1,0 +1,124 @@
+"""Options shared by the commands: every setting flag, and how they resolve into a Config."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+from rich.table import Table
+
+# (flag, config key, type, help) shared by run and train.
+DATA_OPTIONS = [
+    ("--ticker", "data.ticker", str, "Ticker to keep from a multi-ticker file."),
+    ("--start", "data.start", str, "First date kept, YYYY-MM-DD (sp500 default: 2010-01-01)."),
+    ("--end", "data.end", str, "Last date kept, YYYY-MM-DD."),
+    ("--date-column", "data.date_column", str, "Name of the CSV's date column."),
+    ("--target", "data.target", str, "Column to forecast (default close)."),
+    ("--features", "data.features", str,
+     "Comma-separated inputs besides the target (default: the target alone)."),
+    ("--fill", "data.fill", click.Choice(["none", "ffill", "drop"]),
+     "Policy for NaN or non-positive values (default none: an error)."),
+]
+MODEL_OPTIONS = [
+    ("--val-fraction", "split.val_fraction", float, "Share of days for validation (0.15)."),
+    ("--test-fraction", "split.test_fraction", float, "Share of days for the test (0.15)."),
+    ("--val-start", "split.val_start", str, "First validation day; overrides the fraction."),
+    ("--test-start", "split.test_start", str, "First test day; overrides the fraction."),
+    ("--lookback", "model.lookback", int, "Past days per input window (60)."),
+    ("--horizon", "model.horizon", int, "Days predicted at once, direct (1)."),
+    ("--layers", "model.layers", int, "Stacked LSTM layers (3)."),
+    ("--units", "model.units", int, "Units per LSTM layer (50)."),
+    ("--dropout", "model.dropout", float, "Dropout between layers (0.2)."),
+    ("--target-transform", "model.target_transform", click.Choice(["level", "log_return"]),
+     "Forecast price levels or log returns (log_return)."),
+    ("--batch-size", "train.batch_size", int, "Training batch size (64)."),
+    ("--epochs", "train.max_epochs", int, "Maximum training epochs (100)."),
+    ("--learning-rate", "train.learning_rate", float, "Adam learning rate (0.001)."),
+    ("--patience", "train.patience", int, "Early-stopping patience in epochs (10)."),
+    ("--seed", "train.seed", int, "Random seed (0)."),
+    ("--days", "forecast.days", int, "Trading days to forecast (30)."),
+    ("--interval", "forecast.interval", float,
+     "Conformal prediction interval coverage, 0 for none (0.9)."),
+    ("--runs-dir", "output.runs_dir", str, "Folder for run folders (runs)."),
+    ("--name", "output.name", str, "Run folder name (default: time stamp and data)."),
+]
+
+
+BACKTEST_OPTIONS = [
+    ("--n-windows", "backtest.n_windows", int, "Forecast origins (250)."),
+    ("--step", "backtest.step", int, "Trading days between origins (1)."),
+    ("--train-size", "backtest.train_size", int,
+     "Fixed training rows per fit (default: expanding window)."),
+    ("--refit-every", "backtest.refit_every", int,
+     "Refit every k origins; 0 fits once at the first (25)."),
+    ("--models", "backtest.models", str,
+     "Comma-separated models (lstm,naive,drift,linear,arima)."),
+    ("--workers", "backtest.workers", int,
+     "Processes fitting folds at once; 0 one per CPU core, 1 none (0)."),
+]
+
+
+def config_options(func=None, *, extra=(), resumable=True):
+    """Add --config, --data, --resume and every setting flag; pass the resolved Config as
+    ``config`` and the checkpoint folder to resume (or False) as ``resume``. Commands that
+    train no single model (``resumable=False``) get neither --resume nor ``resume``."""
+    if func is None:
+        return functools.partial(config_options, extra=extra, resumable=resumable)
+    specs = DATA_OPTIONS + MODEL_OPTIONS + list(extra)
+    for flag, key, kind, help_text in reversed(specs):
+        func = click.option(flag, key.replace(".", "__"), type=kind, default=None,
+                            help=help_text)(func)
+    func = click.option("--data", "--source", "data__source", default=None,
+                        help="sp500 (bundled S&P 500, default) or a CSV path.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        default=None, help="TOML config file; flags override it.")(func)
+    if resumable:
+        func = click.option(
+            "--resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+            help="Continue a stopped run from its last checkpoint: the run named by --name, "
+                 "or the checkpoint folder PATH (runs/.checkpoints/NAME). Uses its saved "
+                 "settings.",
+        )(func)
+
+    @functools.wraps(func)
+    def wrapper(config_path, resume=None, **kwargs):
+        if not resumable:
+            return func(config=resolve_config(specs, config_path, kwargs), **kwargs)
+        if resume is None:
+            config = resolve_config(specs, config_path, kwargs)
+            return func(config=config, resume=False, **kwargs)
+        from marketcast.runs.session import resume_config
+
+        config, folder = resume_config(resume, config_path, overrides(specs, kwargs))
+        return func(config=config, resume=folder, **kwargs)
+
+    wrapper.config_specs = specs
+    return wrapper
+
+
+def overrides(specs, kwargs: dict) -> dict:
+    """Pop the setting flags out of ``kwargs`` as ``{"section.key": value}``."""
+    keys = {k.replace(".", "__"): k for _, k, _, _ in specs} | {"data__source": "data.source"}
+    return {keys[k]: kwargs.pop(k) for k in list(kwargs) if k in keys}
+
+
+def resolve_config(specs, config_path, kwargs: dict):
+    """Pop the setting flags out of ``kwargs`` and resolve defaults < file < flags."""
+    from marketcast.config import load_config
+
+    return load_config(config_path, overrides(specs, kwargs))
+
+
+def rich_table(title: str, frame, columns) -> Table:
+    table = Table(title=title)
+    for _, heading, _ in columns:
+        table.add_column(heading, justify="left" if heading in ("model",) else "right")
+    for row in frame.to_dict(orient="records"):
+        table.add_row(*[fmt_value(fmt, row[key]) for key, _, fmt in columns])
+    return table
+
+
+def fmt_value(fmt: str, value) -> str:
+    if isinstance(value, float) and value != value:
+        return "-"
+    return fmt.format(value)

@@ -1,0 +1,146 @@
+"""Files we write and read: atomic writes, JSON, CSV and safetensors; no pickle anywhere.
+
+Every write goes through a temporary file renamed into place, so a reader never sees half
+a file. The run-folder layout built from these lives in :mod:`marketcast.runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from marketcast.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import torch
+
+# Versions recorded with every run: what its numbers may depend on.
+PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "scipy", "statsmodels",
+            "arch", "matplotlib", "safetensors", "exchange-calendars")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.10g") -> None:
+    """CSV with ISO dates; ``%.17g`` keeps float64 values exact for files read back."""
+    write_text(path, frame.to_csv(index=False, date_format="%Y-%m-%d", float_format=float_format))
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN as null (JSON has no NaN)."""
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+         for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("unknown" when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def environment() -> dict:
+    """Where and when a run was made: saved in ``metrics.json`` for the report."""
+    return {
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "packages": package_versions(),
+    }
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Write tensors as safetensors (atomically); return the file's sha256."""
+    from safetensors.torch import save as to_safetensors  # imports torch: only here
+
+    data = to_safetensors({k: v.contiguous() for k, v in tensors.items()},
+                          metadata={"format": "marketcast"})
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
+                            "truncated; use an untouched copy")
+    from safetensors import SafetensorError
+    from safetensors.torch import load as from_safetensors
+
+    try:
+        return from_safetensors(data)
+    except (SafetensorError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_name(label: str) -> str:
+    """A run name from the time and the data: ``20250131-142501-prices``."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name.split(".")[0]).strip("-")
+    return f"{stamp}-{slug or 'run'}"
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,143 @@
+"""Crash-safe training: a checkpoint after every epoch, stored without pickle.
+
+A :class:`CheckpointStore` keeps in its folder (where a run's folder lives and how it is
+claimed and locked: :mod:`marketcast.runs.session`):
+
+- ``state-NNNN.safetensors``: weights, best weights, Adam moments and the states of both
+  random generators (shuffling and dropout) after epoch NNNN;
+- ``checkpoint.json``: epoch, loss history, early-stopping state and the sha256 of the state
+  file it belongs to. It is written after that file, and older state files are removed only
+  after it, so a kill at any moment (SIGKILL included) leaves the previous checkpoint whole.
+
+Restoring the last checkpoint continues training with exactly the weights and metrics of a
+run that never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from marketcast import files
+from marketcast.errors import ArtifactError
+from marketcast.nn.train import EpochLog, TrainState
+
+CHECKPOINT = "checkpoint.json"
+# 2: dropout masks are drawn before each batch (marketcast.nn.train), so a version-1 checkpoint
+# would resume onto another random stream than the run that wrote it.
+FORMAT_VERSION = 2
+
+
+class CheckpointStore:
+    """Saves and restores the training state of one run in ``folder``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.epoch = 0  # last epoch saved or restored
+        self._inputs_sha256 = ""
+
+    def restore(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, inputs: tuple[np.ndarray, ...]) -> TrainState | None:
+        """Load the last checkpoint into ``net``, ``optimizer`` and both generators.
+
+        ``inputs`` (the arrays trained on) must be the ones the checkpoint was made with.
+        Returns None when there is no checkpoint yet.
+        """
+        self._inputs_sha256 = _arrays_sha256(inputs)
+        path = self.folder / CHECKPOINT
+        if not path.is_file():
+            return None
+        info = files.read_json(path)
+        try:
+            if info["format_version"] != FORMAT_VERSION:
+                raise ArtifactError(f"{path} was written by another marketcast version; "
+                                    f"delete {self.folder} and start the run again")
+            if info["inputs_sha256"] != self._inputs_sha256:
+                raise ArtifactError(
+                    f"{path} was saved while training on other data; restore the original "
+                    f"data file, or delete {self.folder} and start again"
+                )
+            tensors = files.load_tensors(self.folder / info["state_file"],
+                                             info["state_sha256"])
+            net.load_state_dict(_part(tensors, "net."), strict=True)
+            optimizer.load_state_dict(_optimizer_state(optimizer, tensors))
+            generator.set_state(tensors["rng.shuffle"])
+            torch.set_rng_state(tensors["rng.torch"])
+            state = TrainState(
+                epoch=info["epoch"],
+                history=[EpochLog(e, t, _float(v, math.nan), s) for e, t, v, s in info["history"]],
+                best_loss=_float(info["best_loss"], math.inf),
+                best_epoch=info["best_epoch"],
+                best_weights=_part(tensors, "best.") or None,
+                waited=info["waited"],
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"{path} is unreadable ({exc}); delete {self.folder} and start again"
+            ) from None
+        self.epoch = state.epoch
+        return state
+
+    def save(self, state: TrainState, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> None:
+        """Write the checkpoint of ``state.epoch``; the previous one stays valid until done."""
+        tensors = _part(net.state_dict(), "", prefix="net.")
+        tensors |= _part(state.best_weights or {}, "", prefix="best.")
+        for index, values in optimizer.state_dict()["state"].items():
+            tensors |= _part(values, "", prefix=f"optim.{index}.")
+        tensors["rng.torch"] = torch.get_rng_state()  # dropout
+        tensors["rng.shuffle"] = generator.get_state()
+        state_file = f"state-{state.epoch:04d}.safetensors"
+        digest = files.write_tensors(self.folder / state_file, tensors)
+        files.write_json(self.folder / CHECKPOINT, {
+            "format_version": FORMAT_VERSION,
+            "epoch": state.epoch,
+            "state_file": state_file,
+            "state_sha256": digest,
+            "inputs_sha256": self._inputs_sha256,
+            # JSON has no NaN or infinity: null stands for "no validation" / "none yet".
+            "history": [[e.epoch, e.train_loss, _finite(e.val_loss), e.seconds]
+                        for e in state.history],
+            "best_loss": _finite(state.best_loss),
+            "best_epoch": state.best_epoch,
+            "waited": state.waited,
+        })
+        for old in self.folder.glob("state-*.safetensors"):
+            if old.name != state_file:
+                old.unlink(missing_ok=True)
+        self.epoch = state.epoch
+
+
+def _part(tensors: dict, strip: str, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Entries whose key starts with ``strip``, renamed from ``strip`` to ``prefix``."""
+    return {prefix + k[len(strip):]: v for k, v in tensors.items() if k.startswith(strip)}
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict) -> dict:
+    """An optimizer state dict: saved per-parameter tensors, hyper-parameters from the run."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in _part(tensors, "optim.").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
+
+
+def _arrays_sha256(arrays: tuple[np.ndarray, ...]) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _float(value: float | None, missing: float) -> float:
+    return missing if value is None else float(value)

@@ -1,0 +1,152 @@
+"""What every report is built from: the files of a run folder read once (:class:`RunFiles`),
+and the blocks a section holds (notes, figures, tables, key-value pairs)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import markupsafe
+import pandas as pd
+
+from marketcast import files
+from marketcast.errors import ArtifactError
+from marketcast.evaluation.metrics import BENCHMARK
+from marketcast.runs import folder as run_folder
+
+SECTIONS = {
+    "verdict": "Verdict", "config": "Configuration", "data": "Data", "loss": "Training loss",
+    "test": "Test period", "backtest": "Backtest", "forecast": "Forecast",
+    "residuals": "Residual diagnostics", "environment": "Environment",
+}
+# Section titles, those of a global model's report (report_global.py) included.
+TITLES = {**SECTIONS, "tickers": "Tickers"}
+# Scores shown in tables: (key in metrics.json, heading, format).
+SCORES = [
+    ("n", "n", "{:.0f}"), ("rmse", "RMSE", "{:.3f}"), ("mae", "MAE", "{:.3f}"),
+    ("mape", "MAPE %", "{:.3f}"), ("mase", "MASE", "{:.3f}"), ("theils_u", "Theil's U", "{:.3f}"),
+    ("directional_accuracy", "direction %", "{:.1f}"), ("dm_p_value", "DM p vs naive", "{:.3g}"),
+]
+
+
+@dataclass
+class RunFiles:
+    """What the report reads from a folder: metrics, config and the long forecast table."""
+
+    folder: Path
+    kind: str  # "run", "backtest", "train" or "global"
+    metrics: dict
+    config: dict
+    table: pd.DataFrame | None  # model, cutoff, date, step, y, y_hat, ...
+
+    @classmethod
+    def read(cls, folder: Path) -> RunFiles:
+        if not (folder / "metrics.json").is_file() or not (folder / "config.toml").is_file():
+            raise ArtifactError(
+                f"{folder} has no metrics.json and config.toml: not a marketcast run folder; "
+                "pass a folder written by `marketcast run`, `train` or `backtest`")
+        metrics = files.read_json(folder / "metrics.json")
+        if not isinstance(metrics, dict):
+            raise ArtifactError(f"{folder}/metrics.json is not a marketcast metrics file")
+        try:
+            config = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ArtifactError(f"{folder}/config.toml is not valid TOML: {exc}") from None
+        kind = (metrics.get("kind") if metrics.get("kind") in ("backtest", "global")
+                # global folders written before "kind" was recorded
+                else "global" if (folder / "per_ticker.csv").is_file()
+                else "run" if "metrics" in metrics else "train")
+        name = {"backtest": "backtest.csv", "run": "test_forecasts.csv"}.get(kind)
+        table = read_csv(folder / name, ["cutoff", "date"]) if name else None
+        return cls(folder, kind, metrics, config, table)
+
+    def csv(self, name: str, dates=("date",)) -> pd.DataFrame | None:
+        path = self.folder / name
+        return read_csv(path, list(dates)) if path.is_file() else None
+
+    @functools.cached_property
+    def meta(self) -> dict:
+        """``model.json`` (model folders only; empty for a backtest)."""
+        path = self.folder / run_folder.MODEL_META
+        return files.read_json(path) if path.is_file() else {}
+
+    @property
+    def target(self) -> str:
+        return self.config.get("data", {}).get("target", "close")
+
+    @property
+    def title(self) -> str:
+        data = self.config.get("data", {})
+        source = Path(data.get("source", "?")).name
+        ticker = f" {data['ticker']}" if data.get("ticker") else ""
+        if self.kind == "global":
+            ticker = f", {self.metrics.get('tickers', '?')} tickers"
+        return f"marketcast {self.kind}: {source}{ticker}"
+
+    @property
+    def subtitle(self) -> str:
+        d = self.metrics.get("data", {})
+        created = self.metrics.get("environment", {}).get("created", "")[:16].replace("T", " ")
+        made = f"made {created}; " if created else ""
+        rows = (f"{d.get('rows', '?')} rows over {self.metrics.get('tickers', '?')} tickers"
+                if self.kind == "global" else f"{d.get('rows', '?')} days")
+        return f"{made}data {d.get('start', '?')} to {d.get('end', '?')}, {rows}"
+
+    @property
+    def focus(self) -> str | None:
+        """The model the verdict is about: the LSTM, or the first learned model."""
+        if self.table is None:
+            return None
+        models = [m for m in self.table["model"].unique() if m != BENCHMARK]
+        return "lstm" if "lstm" in models else (models[0] if models else None)
+
+
+def read_csv(path: Path, dates: list[str]) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, parse_dates=dates)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from None
+
+
+def code(text: str) -> markupsafe.Markup:
+    """Escaped text with `back-quoted` parts set as code."""
+    parts = str(markupsafe.escape(text)).split("`")
+    return markupsafe.Markup("".join(f"<code>{p}</code>" if i % 2 else p
+                                     for i, p in enumerate(parts)))
+
+
+def section(key: str, *blocks: dict) -> dict:
+    return {"id": key, "title": TITLES[key], "blocks": [b for b in blocks if b]}
+
+
+def note(text: str) -> dict:
+    return {"kind": "note", "text": text}
+
+
+def figure(plot, *args, alt: str, caption: str = "", **kwargs) -> dict:
+    buffer = io.BytesIO()
+    plot(*args, buffer, **kwargs)
+    src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"kind": "figure", "src": src, "alt": alt, "caption": caption}
+
+
+def fmt(value, fmt: str = "{}") -> str:
+    if value is None or isinstance(value, float) and not math.isfinite(value):
+        return "–"
+    return fmt.format(value)
+
+
+def score_table(rows: list[dict], caption: str, by_step: bool = False) -> dict:
+    columns = ["model", *(["step"] if by_step else []), *[h for _, h, _ in SCORES]]
+    body = [[{"model": r["model"]}, *([fmt(r["step"])] if by_step else []),
+             *[fmt(r.get(k), f) for k, _, f in SCORES]] for r in rows]
+    return {"kind": "table", "caption": caption, "columns": columns, "rows": body}
+
+
+def pairs(caption: str, pairs: list[tuple[str, object]]) -> dict:
+    return {"kind": "pairs", "caption": caption, "rows": [(k, fmt(v)) for k, v in pairs]}

@@ -1,0 +1,45 @@
+"""A run folder as one self-contained HTML page: the verdict, plots and tables.
+
+The report renders from the files of a run folder (tables in, HTML out); it never fits or
+predicts. CSS is inline and every image is a PNG data URI, so the page opens offline and
+requests nothing. Rendering is deterministic: the same folder gives the same bytes.
+
+Every section is always present; one the folder has nothing for (a backtest keeps no loss
+history, a run has no walk-forward table) says so and what to run to get it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from marketcast.report import plots
+from marketcast.report.blocks import RunFiles, code
+from marketcast.report.panel import global_sections
+from marketcast.report.single import single_sections
+from marketcast.runs import folder as run_folder
+
+REPORT = "report.html"
+
+
+def report(run_dir: str | Path) -> Path:
+    """Write ``report.html`` into a finished run folder and add it to the manifest.
+
+    The folder is verified against its manifest first, so the report shows only files that
+    are what the run wrote. Returns the report's path; an unchanged report is not rewritten.
+    """
+    folder = Path(run_dir)
+    run_folder.verify_folder(folder, replacing=REPORT)
+    return run_folder.add_to_run(folder, REPORT, render_report(folder))
+
+
+def render_report(folder: str | Path) -> str:
+    """The report of the run, backtest or train folder ``folder`` as HTML text."""
+    run = RunFiles.read(Path(folder))
+    sections = global_sections(run) if run.kind == "global" else single_sections(run)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("marketcast.report", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["code"] = code
+    return env.get_template("report.html.j2").render(
+        title=run.title, subtitle=run.subtitle, sections=sections, colors=plots.COLORS)

@@ -1,0 +1,1 @@
+"""Beyond one process: per-ticker batch jobs and hyperparameter search, on Ray when asked."""
