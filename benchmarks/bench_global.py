@@ -35,14 +35,13 @@ def measure(n: int, data: Path, threads: int) -> dict:
     import torch
 
     from marketcast.config import Config, DataConfig, TrainConfig
+    from marketcast.data.sources import ticker_names
     from marketcast.pipeline.global_model import fit_global
-    from marketcast.pipeline.panel import load_panel, pool, read_long
+    from marketcast.pipeline.panel import load_panel, pool
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    raw, column = read_long(data)
-    tickers = sorted(raw[column].astype(str).str.strip().str.upper().unique())[:n]
-    del raw
+    tickers = sorted(ticker_names(str(data)))[:n]
     config = Config(data=DataConfig(source=str(data), tickers=tuple(tickers)),
                     train=TrainConfig(max_epochs=1))
     panel = load_panel(config, tickers)

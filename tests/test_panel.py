@@ -7,7 +7,7 @@ from conftest import SHARED_DATA, long_prices, small_config
 
 from marketcast.errors import DataError
 from marketcast.models.windows import WindowTransform
-from marketcast.pipeline.panel import load_panel, parse_tickers, pool, read_long
+from marketcast.pipeline.panel import load_panel, parse_tickers, pool
 from marketcast.pipeline.series import load_series
 
 
@@ -137,9 +137,9 @@ def test_ticker_names_that_read_as_missing_are_kept(tmp_path):
     panel = load_panel(panel_config(path, tmp_path))
     assert panel.tickers == ["NA", "NULL", "AAA"]
     assert "1 rows" in panel.skipped["(no ticker)"]
-    raw, column = read_long(path)
-    assert raw["volume"].isna().sum() == 1 and raw[column].iloc[-1] == ""
-    np.testing.assert_allclose(panel.series["NA"].y, raw.loc[raw[column] == "NA", "close"])
+    raw = pd.read_csv(path, keep_default_na=False, na_values={"volume": [""]})
+    assert raw["volume"].isna().sum() == 1 and raw["Name"].iloc[-1] == ""
+    np.testing.assert_allclose(panel.series["NA"].y, raw.loc[raw["Name"] == "NA", "close"])
 
 
 def test_panel_series_equal_single_ticker_loads(tmp_path, caplog):

@@ -22,6 +22,10 @@ from marketcast.errors import DataError
 
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
+# What pandas reads as missing by default; every column but a ticker column gets it, so that
+# tickers named "NA" (Nasdaq's) or "NULL" stay names.
+NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 # Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
              (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -38,7 +42,8 @@ def read_table(path: Path) -> pd.DataFrame:
     if not text.strip():
         raise DataError(f"{path} is empty; pass a CSV file with a header and daily rows")
     try:
-        raw = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), dtype=str)
+        raw = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), dtype=str,
+                          keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path} is not a readable CSV ({first}); check the file") from None
@@ -46,6 +51,10 @@ def read_table(path: Path) -> pd.DataFrame:
     if raw.columns.duplicated().any():
         dup = raw.columns[raw.columns.duplicated()][0]
         raise DataError(f"{path} has two columns named {dup!r}; rename one")
+    names = ticker_column(raw)
+    for column in raw.columns:
+        if column != names:
+            raw[column] = raw[column].mask(raw[column].isin(NA_STRINGS))
     return raw
 
 

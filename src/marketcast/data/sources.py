@@ -65,24 +65,69 @@ def read_source(
 
 def read_all(source: str, *, date_column: str | None = None) -> dict[str, pd.DataFrame]:
     """Every ticker of a source as ``{ticker: frame}``; a single-ticker source gives one."""
+    frames, errors = read_many(source, date_column=date_column)
+    if errors:
+        raise DataError(next(iter(errors.values())))
+    return frames
+
+
+def read_many(
+    source: str, tickers: Sequence[str] | None = None, *, date_column: str | None = None,
+    strict: Sequence[str] = (),
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The frames of ``tickers`` (None: every one) of a single, long, wide or folder source,
+    read once, and why each ticker that could not be read was not.
+
+    Tickers match case-insensitively and are returned as asked (upper-cased when None); each
+    one is read exactly as :func:`read_source` reads it alone (``strict`` columns refuse
+    text). A requested ticker missing from the source is in the errors.
+    """
     if source in BUILTIN_SOURCES or source.startswith(STORE_PREFIX):
-        return {source.removeprefix(STORE_PREFIX): read_source(source)}
-    path = Path(source).expanduser()
+        texts = {source.removeprefix(STORE_PREFIX).upper(): lambda: read_source(source)}
+    else:
+        texts = _ticker_readers(Path(source).expanduser(), date_column, strict)
+    wanted = list(texts) if tickers is None else [t.strip().upper() for t in tickers]
+    frames, errors = {}, {}
+    for ticker in wanted:
+        if ticker not in texts:
+            errors[ticker] = f"not in {source}"
+            continue
+        try:
+            frames[ticker] = texts[ticker]()
+        except DataError as exc:
+            errors[ticker] = str(exc)
+    return frames, errors
+
+
+def _ticker_readers(path: Path, date_column: str | None, strict: Sequence[str]) -> dict:
+    """``{TICKER: () -> frame}`` for every ticker of a file or folder (upper-cased names)."""
     if path.is_dir():
-        return {label: _read_one_file(file, date_column)
+        return {label.upper(): (lambda f=file: _read_one_file(f, date_column, strict))
                 for label, file in _folder_files(path).items()}
     if path.name.lower().endswith(".parquet"):
-        return {_file_label(path): store.read_parquet(path)[0]}
+        return {_file_label(path).upper(): lambda: store.read_parquet(path)[0]}
     raw = read_table(path)
     col = ticker_column(raw)
     if col is not None:
-        names = raw[col].fillna("").str.strip().to_numpy()
-        frame = to_frame(raw.drop(columns=col), path, date_column)
-        return {str(t): part for t, part in frame.groupby(names, sort=True)}
+        names = raw[col].fillna("").str.strip().str.upper()
+        groups = raw.drop(columns=col).groupby(names.to_numpy(), sort=False)
+        return {str(t): (lambda rows=rows: to_frame(rows.reset_index(drop=True), path,
+                                                    date_column, strict))
+                for t, rows in groups}
     if any(name in raw.columns for name in PRICE_NAMES):
-        return {_file_label(path): to_frame(raw, path, date_column)}
-    frame = to_frame(raw, path, date_column)
-    return {c.upper(): _trim(frame[[c]].rename(columns={c: "close"})) for c in frame.columns}
+        return {_file_label(path).upper(): lambda: to_frame(raw, path, date_column, strict)}
+    date_col = find_date_column(raw, date_column, path)
+    return {c.upper(): (lambda c=c: _trim(to_frame(raw[[date_col, c]], path, date_col,
+                                                    (c,) if "close" in strict else ())
+                                           .rename(columns={c: "close"})))
+            for c in raw.columns if c != date_col}
+
+
+def ticker_names(source: str, *, date_column: str | None = None) -> list[str]:
+    """The (upper-cased) tickers of a source, without reading anyone's prices."""
+    if source in BUILTIN_SOURCES or source.startswith(STORE_PREFIX):
+        return [source.removeprefix(STORE_PREFIX).upper()]
+    return [t for t in _ticker_readers(Path(source).expanduser(), date_column, ()) if t]
 
 
 def list_tickers(source: str, *, date_column: str | None = None) -> pd.DataFrame:
@@ -90,7 +135,7 @@ def list_tickers(source: str, *, date_column: str | None = None) -> pd.DataFrame
     rows = [
         {"ticker": ticker, "start": frame.index.min().date().isoformat(),
          "end": frame.index.max().date().isoformat(), "rows": len(frame)}
-        for ticker, frame in read_all(source, date_column=date_column).items()
+        for ticker, frame in sorted(read_all(source, date_column=date_column).items())
         if len(frame)
     ]
     return pd.DataFrame(rows, columns=["ticker", "start", "end", "rows"])

@@ -113,11 +113,10 @@ def batch(
 
 
 def all_tickers(source: str) -> list[str]:
-    """Every ticker of a long multi-ticker file, in file order."""
-    from marketcast.pipeline.panel import read_long
+    """Every ticker of a multi-ticker file (in file order) or folder."""
+    from marketcast.data.sources import ticker_names
 
-    raw, column = read_long(source)
-    return list(raw[column].astype(str).str.strip().unique())
+    return ticker_names(source)
 
 
 def _first_line(exc: BaseException) -> str:
