@@ -18,8 +18,10 @@ from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, lag_copy
 from marketcast.pipeline.series import load_series
 from marketcast.pipeline.walkforward import in_sample_scale, walk_forward
-from marketcast.report import REPORT, render_report
+from marketcast.report import render_report
 from marketcast.runs import folder as run_folder
+from marketcast.runs import layout
+from marketcast.runs.layout import Kind
 
 
 @dataclass
@@ -74,13 +76,12 @@ def backtest(
 
 
 def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
-    folder = run_folder.RunFolder(config.output.runs_dir, config.output.name,
-                                 label=f"backtest-{config.data.ticker or config.data.source}")
-    try:
+    with run_folder.staged(config.output.runs_dir, config.output.name, kind=Kind.BACKTEST,
+                           label=f"backtest-{config.data.ticker or config.data.source}") as folder:
         out = folder.path
-        files.write_text(out / "config.toml", config_to_toml(config))
-        files.write_csv(out / "backtest.csv", result.table)
-        files.write_json(out / "metrics.json", {
+        files.write_text(out / layout.CONFIG, config_to_toml(config))
+        files.write_csv(out / layout.BACKTEST, result.table)
+        files.write_json(out / layout.METRICS, {
             "kind": "backtest",
             "data": summarize(frame),
             "data_sha256": data_sha256(frame),
@@ -94,8 +95,5 @@ def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
             "wall_seconds": round(result.seconds, 2),
             "environment": files.environment(),
         })
-        files.write_text(out / REPORT, render_report(out))
-        return folder.finish()
-    except BaseException:
-        folder.discard()
-        raise
+        files.write_text(out / layout.REPORT, render_report(out, Kind.BACKTEST))
+    return folder.final

@@ -15,6 +15,9 @@ from marketcast.config import Config, config_to_toml
 from marketcast.errors import ConfigError
 from marketcast.nn.train import Callback
 from marketcast.runs import folder as run_folder
+from marketcast.runs import layout
+from marketcast.runs import session as run_session
+from marketcast.runs.layout import Kind
 
 
 @dataclass
@@ -33,15 +36,18 @@ class GlobalRunResult:
 
 
 def run_global(config: Config, callback: Callback | None = None,
-               on_ticker: Callable[[int, int], None] | None = None) -> GlobalRunResult:
-    """One LSTM on windows pooled from ``config.data.tickers`` of a long file.
+               on_ticker: Callable[[int, int], None] | None = None,
+               resume: bool | str | Path = False) -> GlobalRunResult:
+    """One LSTM on windows pooled from ``config.data.tickers`` of a multi-ticker source.
 
     Each ticker is scaled on its own training rows; every ticker's test period is scored
-    against naive and linear; the run folder holds ``per_ticker.csv``, ``skipped.csv``,
-    ``metrics.json`` (the distribution summary), ``loss_history.csv``, ``config.toml``,
-    ``forecast.csv`` (every ticker's next days) and the model (``model.safetensors`` and
-    ``model.json``: the network, each ticker's scaler and last days), which
-    :func:`forecast` reads with ``ticker=``.
+    against naive and linear, and its residuals calibrate its own forecast interval. The
+    run folder (kind ``global``) holds ``per_ticker.csv``, ``skipped.csv``, ``metrics.json``
+    (the distribution summary), ``loss_history.csv``, ``config.toml``, ``residuals.csv`` and
+    ``forecast.csv`` (both with a ``ticker`` column) and the model (``model.safetensors``
+    and ``model.json``: the network, each ticker's scaler and last days), which
+    :func:`forecast` reads with ``ticker=``. Training is checkpointed every epoch and
+    ``resume`` continues a stopped run, as for one series (:func:`marketcast.run`).
     """
     from marketcast.pipeline.global_model import (
         evaluate_tickers,
@@ -50,51 +56,50 @@ def run_global(config: Config, callback: Callback | None = None,
         global_state,
         global_verdict,
         summarize_tickers,
-        ticker_models,
+        ticker_residuals,
     )
-    from marketcast.pipeline.panel import load_panel, parse_tickers, pool
-    from marketcast.report import REPORT, render_report
+    from marketcast.pipeline.panel import load_panel, parse_tickers
+    from marketcast.report import render_report
 
     if config.data.ticker:
         raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
     started = time.perf_counter()
     panel = load_panel(config, parse_tickers(config.data.tickers))
-    pooled = pool(panel, config)
-    fit = fit_global(pooled, config, callback)
-    per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
-    summary = summarize_tickers(per_ticker)
-    models = ticker_models(fit, panel, config)
-    future = forecast_tickers(models, panel, config)
-    tensors, meta = global_state(models, panel)
-    history = pd.DataFrame([vars(e) for e in fit.history])
-    skipped = pd.DataFrame({"ticker": list(panel.skipped), "reason": list(panel.skipped.values())})
-    seconds = time.perf_counter() - started
-    folder = run_folder.RunFolder(config.output.runs_dir, config.output.name, label="global")
-    try:
-        out = folder.path
-        files.write_text(out / "config.toml", config_to_toml(config))
-        files.write_csv(out / "per_ticker.csv", per_ticker)
-        files.write_csv(out / "skipped.csv", skipped)
-        files.write_csv(out / "loss_history.csv", history)
-        files.write_csv(out / "forecast.csv", future)
-        run_folder.save_model(out, tensors, {
-            **meta, "config": config.to_dict(),
-            "versions": files.package_versions(MODEL_PACKAGES),
-        })
-        files.write_json(out / "metrics.json", {
-            "kind": "global", **summary, "verdict": [global_verdict(summary)],
-            "skipped": len(panel.skipped), "data": _panel_summary(panel),
-            "windows_train": len(pooled.train_origins), "windows_val": len(pooled.val_origins),
-            "best_epoch": fit.best_epoch, "epochs_run": len(history),
-            "wall_seconds": round(seconds, 2), "environment": files.environment(),
-        })
-        files.write_text(out / REPORT, render_report(out))
-        path = folder.finish()
-    except BaseException:
-        folder.discard()
-        raise
-    return GlobalRunResult(path, per_ticker, summary, global_verdict(summary), panel.skipped,
-                           history, seconds, future)
+    with run_session.session(config, resume, label="global") as session:
+        fit = fit_global(panel, config, callback, session.store)
+        per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
+        summary = summarize_tickers(per_ticker)
+        residuals = ticker_residuals(fit, panel, config)
+        future = forecast_tickers(fit, panel, config, residuals)
+        tensors, meta = global_state(fit, panel)
+        history = pd.DataFrame([vars(e) for e in fit.history])
+        skipped = pd.DataFrame({"ticker": list(panel.skipped),
+                                "reason": list(panel.skipped.values())})
+        seconds = time.perf_counter() - started
+        with run_folder.staged(session.runs_dir, session.name, label="global",
+                               kind=Kind.GLOBAL) as folder:
+            out = folder.path
+            files.write_text(out / layout.CONFIG, config_to_toml(config))
+            files.write_csv(out / layout.PER_TICKER, per_ticker)
+            files.write_csv(out / layout.SKIPPED, skipped)
+            files.write_csv(out / layout.LOSS_HISTORY, history)
+            # Read back to calibrate forecast intervals: keep every digit.
+            files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
+            files.write_csv(out / layout.FORECAST, future)
+            run_folder.save_model(out, tensors, {
+                **meta, "config": config.to_dict(),
+                "versions": files.package_versions(MODEL_PACKAGES),
+            })
+            files.write_json(out / layout.METRICS, {
+                "kind": "global", **summary, "verdict": [global_verdict(summary)],
+                "skipped": len(panel.skipped), "data": _panel_summary(panel),
+                "windows_train": fit.windows_train, "windows_val": fit.windows_val,
+                "best_epoch": fit.best_epoch, "epochs_run": len(history),
+                "wall_seconds": round(seconds, 2), "environment": files.environment(),
+            })
+            files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
+    return GlobalRunResult(folder.final, per_ticker, summary, global_verdict(summary),
+                           panel.skipped, history, seconds, future)
 
 
 def _panel_summary(panel) -> dict:

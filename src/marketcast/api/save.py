@@ -13,8 +13,9 @@ from marketcast.data import data_sha256, summarize
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import wide_predictions
 from marketcast.runs import folder as run_folder
+from marketcast.runs import layout
+from marketcast.runs.layout import RESIDUALS, Kind
 
-RESIDUALS = "residuals.csv"
 # Versions saved in model.json: what loading the weights depends on.
 MODEL_PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors")
 
@@ -27,26 +28,24 @@ def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFr
     It goes to ``runs_dir/name``, by default the configured folder and name.
     """
     config = trained.config
-    folder = run_folder.RunFolder(runs_dir or config.output.runs_dir, name or config.output.name,
-                                 label=label(config))
-    try:
+    kind = Kind.TRAIN if evaluation is None else Kind.RUN
+    with run_folder.staged(runs_dir or config.output.runs_dir, name or config.output.name,
+                           label=label(config), kind=kind) as folder:
         _write_contents(folder.path, trained, evaluation, future, seconds)
-        return folder.finish()
-    except BaseException:
-        folder.discard()
-        raise
+    return folder.final
 
 
 def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) -> None:
     # Imported here: matplotlib and scipy.stats take ~1.3 s to import, which `forecast`
     # (and so `marketcast forecast`) never needs.
-    from marketcast.report import REPORT, plots, render_report
+    from marketcast.report import plots, render_report
 
     config, split = trained.config, trained.split
-    files.write_text(out / "config.toml", config_to_toml(config))
+    kind = Kind.TRAIN if evaluation is None else Kind.RUN
+    files.write_text(out / layout.CONFIG, config_to_toml(config))
     history = trained.history()
-    files.write_csv(out / "loss_history.csv", history)
-    plots.plot_loss(history, trained.lstm.best_epoch_, out / "loss.png")
+    files.write_csv(out / layout.LOSS_HISTORY, history)
+    plots.plot_loss(history, trained.lstm.best_epoch_, out / layout.LOSS_PLOT)
     tensors, meta = trained.lstm.get_state()
     # Forecasts start after the last day of the data, so that is the context saved with it.
     series, rows = trained.series, len(trained.lstm.y_)
@@ -71,22 +70,22 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         "environment": files.environment(),
     }
     if evaluation is not None:
-        files.write_csv(out / "test_forecasts.csv", evaluation.table)
+        files.write_csv(out / layout.TEST_FORECASTS, evaluation.table)
         predictions = wide_predictions(evaluation.table)
-        files.write_csv(out / "predictions.csv", predictions)
+        files.write_csv(out / layout.PREDICTIONS, predictions)
         # Read back to calibrate forecast intervals: keep every digit.
         files.write_csv(out / RESIDUALS, evaluation.residuals, float_format="%.17g")
-        plots.plot_test(predictions, config.data.target, out / "test.png")
+        plots.plot_test(predictions, config.data.target, out / layout.TEST_PLOT)
         summary["metrics"] = files.json_records(evaluation.scores)
         summary["metrics_by_step"] = files.json_records(evaluation.scores_by_step)
         summary["verdict"] = evaluation.verdict
     if future is not None:
-        files.write_csv(out / "forecast.csv", future)
+        files.write_csv(out / layout.FORECAST, future)
         target = pd.Series(trained.series.y, index=trained.series.dates)
-        plots.plot_forecast(target, future, config.data.target, out / "forecast.png")
-    files.write_json(out / "metrics.json", summary)
+        plots.plot_forecast(target, future, config.data.target, out / layout.FORECAST_PLOT)
+    files.write_json(out / layout.METRICS, summary)
     # Rendered from the files above, before the manifest, which then vouches for it too.
-    files.write_text(out / REPORT, render_report(out))
+    files.write_text(out / layout.REPORT, render_report(out, kind))
 
 
 def label(config: Config) -> str:

@@ -29,6 +29,7 @@ from marketcast.pipeline.series import (
 )
 from marketcast.runs import folder as run_folder
 from marketcast.runs import session as run_session
+from marketcast.runs.layout import Kind
 
 
 def train(config: Config | None = None, callback: Callback | None = None,
@@ -103,9 +104,8 @@ def forecast(
     residuals_path = Path(run_dir) / RESIDUALS
     if interval and not residuals_path.is_file():
         raise ArtifactError(
-            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder, or a "
-            "global model's); use a folder from a single-series `marketcast run`, or drop "
-            "--interval"
+            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder); "
+            "use a folder from `marketcast run`, or drop --interval"
         )
     if data is None:
         dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
@@ -126,7 +126,11 @@ def forecast(
     days = days or future_days(series, config.model.horizon, config.forecast.days)
     future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
     if level and residuals_path.is_file():
-        future = add_interval(future, pd.read_csv(residuals_path), level)
+        residuals = pd.read_csv(residuals_path, keep_default_na=False,
+                                dtype={"ticker": str})
+        if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals
+            residuals = residuals[residuals["ticker"] == meta["ticker"]]
+        future = add_interval(future, residuals, level)
     return future
 
 
@@ -141,7 +145,7 @@ def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, 
     ticker's scaler, and the metadata that ticker's.
     """
     tensors, meta = run_folder.load_model_files(Path(run_dir))
-    if meta.get("kind") == "global":
+    if run_folder.kind_of(run_dir) == Kind.GLOBAL:
         meta = _global_ticker(run_dir, meta, ticker)
     elif isinstance(ticker, str):
         raise ConfigError(

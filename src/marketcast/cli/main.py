@@ -44,9 +44,7 @@ def run(config, resume) -> None:
     from marketcast.api import run as run_api
 
     if config.data.tickers:
-        if resume:
-            raise click.UsageError("--resume works for one ticker; drop --tickers or --resume")
-        _run_global(config)
+        _run_global(config, resume)
         return
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
@@ -97,11 +95,11 @@ def report(run_dir) -> None:
     _print_report(report_api(run_dir).parent)
 
 
-def _run_global(config) -> None:
+def _run_global(config, resume) -> None:
     from marketcast.api import run_global
 
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
-        result = run_global(config, callback=callback, on_ticker=on_ticker)
+        result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
     table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
     for heading in ("Theil's U", "q1", "median", "q3"):
         table.add_column(heading, justify="right")

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,6 +18,51 @@ from marketcast.nn.train import Callback, Checkpoints, fit_network
 
 # Windows per forward pass at prediction time: bounds memory on long test periods.
 PREDICT_CHUNK = 4096
+
+
+@dataclass
+class Pooled:
+    """Scaled rows of many series stacked into one array, and the window origins in it.
+
+    ``Z`` is (N, F) float32; series ``k`` owns rows ``starts[k]:starts[k+1]``.
+    ``train_origins`` and ``val_origins`` are row indices of ``Z`` (int64); every origin's
+    window and targets stay inside its own series' rows.
+    """
+
+    Z: np.ndarray
+    starts: np.ndarray
+    transforms: list[WindowTransform]
+    train_origins: np.ndarray
+    val_origins: np.ndarray
+
+
+def pool_series(series: Sequence[tuple[np.ndarray, np.ndarray | None, int]], lookback: int,
+                horizon: int, target_transform: str) -> Pooled:
+    """Scale each ``(y, X, n_val)`` on its own training rows and stack the scaled rows.
+
+    Memory: one float32 array of (rows, summed over series) x F plus the origin indices;
+    windows are gathered per batch by :func:`marketcast.nn.train.fit_network`, never copied.
+    """
+    blocks, transforms, train, val, starts = [], [], [], [], [0]
+    for y, X, n_val in series:
+        y = np.asarray(y, dtype=np.float64)
+        n_train, start = len(y) - n_val, starts[-1]
+        transform = WindowTransform(lookback, horizon, target_transform)
+        transform.fit(y, X, n_train=n_train)
+        blocks.append(transform.inputs(y, X))
+        transforms.append(transform)
+        train.append(transform.origins(0, n_train) + start)
+        if n_val:
+            val.append(transform.origins(n_train, len(y)) + start)
+        starts.append(start + len(y))
+    empty = np.empty(0, dtype=np.int64)
+    return Pooled(
+        Z=np.concatenate(blocks),
+        starts=np.asarray(starts, dtype=np.int64),
+        transforms=transforms,
+        train_origins=np.concatenate(train) if train else empty,
+        val_origins=np.concatenate(val) if val else empty,
+    )
 
 
 class LSTMForecaster(BaseForecaster):
@@ -31,23 +78,48 @@ class LSTMForecaster(BaseForecaster):
 
     def fit(self, y, X=None, *, n_val=0, callback: Callback | None = None,
             checkpoints: Checkpoints | None = None):
-        m = self.model
-        y = np.asarray(y, dtype=np.float64)
-        n_train = len(y) - n_val
-        self.transform_ = WindowTransform(m.lookback, m.horizon, m.target_transform)
-        self.transform_.fit(y, X, n_train=n_train)
-        Z = self.transform_.inputs(y, X)
-        torch.manual_seed(self.train.seed)
-        self.net_ = StackedLSTM(self.transform_.n_features_, m.units, m.layers, m.dropout,
-                                m.horizon)
-        train_origins = self.transform_.origins(0, n_train)
-        val_origins = self.transform_.origins(n_train, len(y)) if n_val else train_origins[:0]
-        self.history_, self.best_epoch_ = fit_network(
-            self.net_, Z, train_origins, val_origins, m.lookback, m.horizon, self.train, callback,
-            checkpoints,
-        )
-        self._remember(y, X, rows=m.lookback + 1)
+        """Fit on one series: a panel of one (see :meth:`fit_many`), the same arithmetic."""
+        (fitted,) = self.fit_many([(y, X, n_val)], callback, checkpoints)
+        self._set_fitted(fitted.net_, fitted.transform_, fitted.history_, fitted.best_epoch_,
+                         y, X)
         return self
+
+    def fit_many(self, series: Sequence[tuple[np.ndarray, np.ndarray | None, int]],
+                 callback: Callback | None = None,
+                 checkpoints: Checkpoints | None = None) -> list[LSTMForecaster]:
+        """One network trained on the windows of every series; one fitted forecaster each.
+
+        ``series`` holds ``(y, X, n_val)`` per series, as :meth:`fit` takes them. Each series
+        is scaled by its own transform, fitted on its own training rows (all but the last
+        ``n_val``); early stopping watches the pooled validation windows. The forecasters
+        share the network and differ in their transforms and remembered last rows.
+        """
+        m = self.model
+        pooled = pool_series(series, m.lookback, m.horizon, m.target_transform)
+        torch.manual_seed(self.train.seed)
+        net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
+        history, best_epoch = fit_network(
+            net, pooled.Z, pooled.train_origins, pooled.val_origins, m.lookback, m.horizon,
+            self.train, callback, checkpoints,
+        )
+        return [self.from_network(net, transform, history, best_epoch, y, X,
+                                  model=self.model, train=self.train)
+                for transform, (y, X, _) in zip(pooled.transforms, series, strict=True)]
+
+    @classmethod
+    def from_network(cls, net: StackedLSTM, transform: WindowTransform, history: list,
+                     best_epoch: int, y, X=None, *, model: ModelConfig | None = None,
+                     train: TrainConfig | None = None) -> LSTMForecaster:
+        """A fitted forecaster from a trained network and a fitted transform, remembering
+        the last rows of ``y`` (and ``X``) to forecast after them."""
+        forecaster = cls(model, train)
+        forecaster._set_fitted(net, transform, history, best_epoch, y, X)
+        return forecaster
+
+    def _set_fitted(self, net, transform, history, best_epoch, y, X) -> None:
+        self.net_, self.transform_ = net, transform
+        self.history_, self.best_epoch_ = history, best_epoch
+        self._remember(y, X, rows=self.model.lookback + 1)
 
     def predict_origins(self, y, X, origins, h):
         self._check_fitted()

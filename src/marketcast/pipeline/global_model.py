@@ -14,15 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from marketcast.config import Config
 from marketcast.evaluation.metrics import accuracy
 from marketcast.models import LSTMForecaster, make_model
-from marketcast.nn.network import StackedLSTM
-from marketcast.nn.train import Callback, EpochLog, fit_network
-from marketcast.pipeline.panel import Panel, Pooled
-from marketcast.pipeline.series import future_days, future_forecast, test_table
+from marketcast.nn.train import Callback, Checkpoints, EpochLog
+from marketcast.pipeline.panel import Panel, fit_inputs
+from marketcast.pipeline.series import (
+    add_interval,
+    future_days,
+    future_forecast,
+    test_residuals,
+    test_table,
+)
 
 # A Diebold-Mariano p-value below this calls the LSTM better or worse than the random walk.
 SIGNIFICANCE = 0.05
@@ -30,54 +34,50 @@ SIGNIFICANCE = 0.05
 
 @dataclass
 class GlobalFit:
-    """The shared network, its training history, and the per-ticker transforms."""
+    """Per-ticker forecasters sharing one network (fitted on each ticker's rows before its
+    test period), the training history and the pooled window counts."""
 
-    net: StackedLSTM
-    pooled: Pooled
+    models: dict[str, LSTMForecaster]
     history: list[EpochLog]
     best_epoch: int
-
-    def for_ticker(self, ticker: str, config: Config, y: np.ndarray,
-                   X: np.ndarray | None) -> LSTMForecaster:
-        """An LSTMForecaster for one ticker: the shared network behind that ticker's scaler."""
-        model = LSTMForecaster(config.model, config.train)
-        model.net_ = self.net
-        model.transform_ = self.pooled.transforms[ticker]
-        model.history_, model.best_epoch_ = self.history, self.best_epoch
-        model._remember(y, X, rows=config.model.lookback + 1)
-        return model
+    windows_train: int
+    windows_val: int
 
 
-def fit_global(pooled: Pooled, config: Config, callback: Callback | None = None) -> GlobalFit:
-    """Train one network on every pooled training window (early stopping on validation)."""
-    m = config.model
-    torch.manual_seed(config.train.seed)
-    net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
-    history, best_epoch = fit_network(net, pooled.Z, pooled.train_origins, pooled.val_origins,
-                                      m.lookback, m.horizon, config.train, callback)
-    return GlobalFit(net, pooled, history, best_epoch)
+def fit_global(panel: Panel, config: Config, callback: Callback | None = None,
+               checkpoints: Checkpoints | None = None) -> GlobalFit:
+    """Train one network on every ticker's training windows (early stopping on the pooled
+    validation windows); ``checkpoints`` as for one series."""
+    inputs = fit_inputs(panel)
+    lstm = make_model("lstm", config)
+    fitted = lstm.fit_many(list(inputs.values()), callback, checkpoints)
+    models = dict(zip(inputs, fitted, strict=True))
+    train = sum(len(m.transform_.origins(0, len(y) - n_val))
+                for m, (y, _, n_val) in zip(fitted, inputs.values(), strict=True))
+    val = sum(len(m.transform_.origins(len(y) - n_val, len(y)))
+              for m, (y, _, n_val) in zip(fitted, inputs.values(), strict=True) if n_val)
+    first = fitted[0]
+    return GlobalFit(models, first.history_, first.best_epoch_, train, val)
 
 
-def ticker_models(fit: GlobalFit, panel: Panel, config: Config) -> dict[str, LSTMForecaster]:
-    """Each ticker's ``LSTMForecaster`` after the end of its data (the shared network)."""
-    return {ticker: fit.for_ticker(ticker, config, one.y, one.X)
-            for ticker, one in panel.series.items()}
-
-
-def global_state(models: dict[str, LSTMForecaster], panel: Panel) -> tuple[dict, dict]:
-    """Weights (for safetensors) and JSON metadata of a global model's ``ticker_models``.
+def global_state(fit: GlobalFit, panel: Panel) -> tuple[dict, dict]:
+    """Weights (for safetensors) and JSON metadata of a global model.
 
     The metadata holds what is shared (settings, features, best epoch) and, per ticker,
-    what :meth:`LSTMForecaster.get_state` keeps of it (its scaler and the last days a
-    forecast starts from) with those days' dates. :func:`ticker_meta` turns it back into
-    the metadata of one ticker's model.
+    its scaler and the last days a forecast starts from (the end of its data), with their
+    dates. :func:`ticker_meta` turns it back into the metadata of one ticker's model.
     """
     tickers = {}
-    for ticker, model in models.items():
+    for ticker, model in fit.models.items():
         tensors, meta = model.get_state()  # the same network, hence the same tensors
-        dates = panel.series[ticker].dates[-len(model.y_):]
-        tickers[ticker] = {k: meta.pop(k) for k in ("transform", "context_y", "context_X")}
-        tickers[ticker]["context_dates"] = [d.date().isoformat() for d in dates]
+        one, rows = panel.series[ticker], len(model.y_)
+        tickers[ticker] = {
+            "transform": meta.pop("transform"),
+            "context_y": one.y[-rows:].tolist(),
+            "context_X": None if one.X is None else one.X[-rows:].tolist(),
+            "context_dates": [d.date().isoformat() for d in one.dates[-rows:]],
+        }
+        meta.pop("context_y"), meta.pop("context_X")
     first = next(iter(panel.series.values()))
     return tensors, {**meta, "kind": "global", "features": list(first.feature_names),
                      "tickers": tickers}
@@ -86,22 +86,40 @@ def global_state(models: dict[str, LSTMForecaster], panel: Panel) -> tuple[dict,
 def ticker_meta(meta: dict, ticker: str) -> dict:
     """One ticker's model metadata from a global model's; KeyError for an unknown ticker."""
     shared = {k: v for k, v in meta.items() if k != "tickers"}
-    return {**shared, **meta["tickers"][ticker]}
+    return {**shared, **meta["tickers"][ticker], "ticker": ticker}
 
 
-def forecast_tickers(models: dict[str, LSTMForecaster], panel: Panel,
-                     config: Config) -> pd.DataFrame:
-    """The next trading days of every ticker, from the end of its data: a long table
-    ``ticker, date, lstm, naive`` (only ``--horizon`` days with extra features)."""
-    # Every ticker has the same inputs: decide (and warn about) the days once.
-    days = future_days(next(iter(panel.series.values())), config.model.horizon,
+def forecast_days(panel: Panel, config: Config) -> int:
+    """Days every ticker's forecast covers (the same inputs for all: decided, and warned
+    about, once)."""
+    return future_days(next(iter(panel.series.values())), config.model.horizon,
                        config.forecast.days)
+
+
+def ticker_residuals(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFrame:
+    """Each ticker's out-of-sample test residuals per step (as for one series):
+    ``ticker, step, abs_log_residual``; they calibrate that ticker's intervals."""
+    days = forecast_days(panel, config)
+    frames = [test_residuals(fit.models[t], one, panel.splits[t], days).assign(ticker=t)
+              for t, one in panel.series.items()]
+    return pd.concat(frames, ignore_index=True)[["ticker", "step", "abs_log_residual"]]
+
+
+def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,
+                     residuals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The next trading days of every ticker, from the end of its data: a long table
+    ``ticker, date, lstm, [lstm_lower, lstm_upper,] naive`` (only ``--horizon`` days with
+    extra features), with each ticker's conformal interval from its own ``residuals``."""
+    days, level = forecast_days(panel, config), config.forecast.interval
     frames = []
     for ticker, one in panel.series.items():
-        pair = {"lstm": models[ticker], "naive": make_model("naive", config).fit(one.y, one.X)}
-        frames.append(future_forecast(pair, one, days).assign(ticker=ticker))
+        pair = {"lstm": fit.models[ticker], "naive": make_model("naive", config).fit(one.y, one.X)}
+        future = future_forecast(pair, one, days)
+        if level and residuals is not None:
+            future = add_interval(future, residuals[residuals["ticker"] == ticker], level)
+        frames.append(future.assign(ticker=ticker))
     table = pd.concat(frames, ignore_index=True)
-    return table[["ticker", "date", "lstm", "naive"]]
+    return table[["ticker", *(c for c in table.columns if c != "ticker")]]
 
 
 def evaluate_tickers(
@@ -118,8 +136,7 @@ def evaluate_tickers(
         seen = one.head(split.test_start)
         linear = make_model("linear", config).fit(seen.y, seen.X, n_val=split.n_val)
         naive = make_model("naive", config).fit(seen.y, seen.X)
-        models = {"lstm": fit.for_ticker(ticker, config, seen.y, seen.X), "naive": naive,
-                  "linear": linear}
+        models = {"lstm": fit.models[ticker], "naive": naive, "linear": linear}
         scores = accuracy(test_table(models, one, split, h)).set_index("model")
         lstm = scores.loc["lstm"]
         rows.append({

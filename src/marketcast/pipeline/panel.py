@@ -4,9 +4,9 @@ A *panel* is a dict of per-ticker :class:`~marketcast.pipeline.series.Series`, e
 :func:`marketcast.data.validate_prices` and long enough for the split; tickers that are not
 are recorded in ``skipped`` with the reason, never silently dropped.
 
-Pooling for the global model: each ticker's inputs are scaled by its own
-:class:`~marketcast.models.windows.WindowTransform`, fitted on that ticker's training rows only, and
-the scaled rows *before its test period* are concatenated into one ``(N, F)`` float32 array.
+Pooling for the global model (:func:`marketcast.models.lstm.pool_series`): each ticker's
+inputs are scaled by its own transform, fitted on that ticker's training rows only, and the
+scaled rows *before its test period* are concatenated into one ``(N, F)`` float32 array.
 Window origins are global row indices into that array; each ticker's origins stay inside its
 own block, so no window crosses a ticker boundary and no window is ever copied.
 """
@@ -22,7 +22,8 @@ import numpy as np
 from marketcast.config import Config
 from marketcast.data.many import load_many
 from marketcast.errors import DataError, MarketcastError
-from marketcast.models.windows import Split, WindowTransform
+from marketcast.models.lstm import Pooled, pool_series
+from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series, series_from_frame, split_series
 
 log = logging.getLogger("marketcast")
@@ -40,21 +41,6 @@ class Panel:
     @property
     def tickers(self) -> list[str]:
         return list(self.series)
-
-
-@dataclass
-class Pooled:
-    """Scaled rows before each ticker's test period, stacked into one array.
-
-    ``Z`` is (N, F) float32; ticker ``k`` owns rows ``starts[k]:starts[k+1]``.
-    ``train_origins`` and ``val_origins`` are global row indices (int64).
-    """
-
-    Z: np.ndarray
-    starts: np.ndarray
-    transforms: dict[str, WindowTransform]
-    train_origins: np.ndarray
-    val_origins: np.ndarray
 
 
 def parse_tickers(tickers: Sequence[str]) -> list[str] | None:
@@ -95,32 +81,18 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
 
 
 def pool(panel: Panel, config: Config) -> Pooled:
-    """Scale each ticker on its own training rows and stack the rows before its test period.
-
-    Memory: one float32 array of (rows before test, summed over tickers) x F, plus the
-    origin index arrays; windows are gathered per batch by :func:`marketcast.nn.train.fit_network`.
-    """
+    """Each ticker's rows before its test period, scaled on its own training rows and
+    stacked (:func:`marketcast.models.lstm.pool_series`), in ``panel.tickers`` order."""
     m = config.model
-    blocks, transforms, train, val = [], {}, [], []
-    start = 0
-    starts = [0]
+    return pool_series(list(fit_inputs(panel).values()), m.lookback, m.horizon,
+                       m.target_transform)
+
+
+def fit_inputs(panel: Panel) -> dict[str, tuple[np.ndarray, np.ndarray | None, int]]:
+    """``{ticker: (y, X, n_val)}``: the rows before each ticker's test period."""
+    out = {}
     for ticker, one in panel.series.items():
         split = panel.splits[ticker]
         seen = one.head(split.test_start)
-        transform = WindowTransform(m.lookback, m.horizon, m.target_transform)
-        transform.fit(seen.y, seen.X, n_train=split.n_train)
-        blocks.append(transform.inputs(seen.y, seen.X))
-        transforms[ticker] = transform
-        train.append(transform.origins(0, split.n_train) + start)
-        if split.n_val:
-            val.append(transform.origins(split.n_train, split.test_start) + start)
-        start += split.test_start
-        starts.append(start)
-    empty = np.empty(0, dtype=np.int64)
-    return Pooled(
-        Z=np.concatenate(blocks),
-        starts=np.asarray(starts, dtype=np.int64),
-        transforms=transforms,
-        train_origins=np.concatenate(train) if train else empty,
-        val_origins=np.concatenate(val) if val else empty,
-    )
+        out[ticker] = (seen.y, seen.X, split.n_val)
+    return out

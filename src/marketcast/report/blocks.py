@@ -18,6 +18,7 @@ from marketcast import files
 from marketcast.errors import ArtifactError
 from marketcast.evaluation.metrics import BENCHMARK
 from marketcast.runs import folder as run_folder
+from marketcast.runs import layout
 
 SECTIONS = {
     "verdict": "Verdict", "config": "Configuration", "data": "Data", "loss": "Training loss",
@@ -39,13 +40,14 @@ class RunFiles:
     """What the report reads from a folder: metrics, config and the long forecast table."""
 
     folder: Path
-    kind: str  # "run", "backtest", "train" or "global"
+    kind: layout.Kind
     metrics: dict
     config: dict
     table: pd.DataFrame | None  # model, cutoff, date, step, y, y_hat, ...
 
     @classmethod
-    def read(cls, folder: Path) -> RunFiles:
+    def read(cls, folder: Path, kind: layout.Kind | None = None) -> RunFiles:
+        """The files of ``folder``; its kind as recorded (given while it is being written)."""
         if not (folder / "metrics.json").is_file() or not (folder / "config.toml").is_file():
             raise ArtifactError(
                 f"{folder} has no metrics.json and config.toml: not a marketcast run folder; "
@@ -57,11 +59,8 @@ class RunFiles:
             config = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{folder}/config.toml is not valid TOML: {exc}") from None
-        kind = (metrics.get("kind") if metrics.get("kind") in ("backtest", "global")
-                # global folders written before "kind" was recorded
-                else "global" if (folder / "per_ticker.csv").is_file()
-                else "run" if "metrics" in metrics else "train")
-        name = {"backtest": "backtest.csv", "run": "test_forecasts.csv"}.get(kind)
+        kind = kind or run_folder.kind_of(folder)
+        name = layout.TABLES.get(kind)
         table = read_csv(folder / name, ["cutoff", "date"]) if name else None
         return cls(folder, kind, metrics, config, table)
 
@@ -72,7 +71,7 @@ class RunFiles:
     @functools.cached_property
     def meta(self) -> dict:
         """``model.json`` (model folders only; empty for a backtest)."""
-        path = self.folder / run_folder.MODEL_META
+        path = self.folder / layout.MODEL_META
         return files.read_json(path) if path.is_file() else {}
 
     @property

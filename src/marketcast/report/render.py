@@ -19,6 +19,7 @@ from marketcast.report.blocks import RunFiles, code
 from marketcast.report.panel import global_sections
 from marketcast.report.single import single_sections
 from marketcast.runs import folder as run_folder
+from marketcast.runs.layout import Kind
 
 REPORT = "report.html"
 
@@ -34,9 +35,9 @@ def report(run_dir: str | Path) -> Path:
     return run_folder.add_to_run(folder, REPORT, render_report(folder))
 
 
-def render_report(folder: str | Path) -> str:
+def render_report(folder: str | Path, kind: Kind | None = None) -> str:
     """The report of the run, backtest or train folder ``folder`` as HTML text."""
-    run = RunFiles.read(Path(folder))
+    run = RunFiles.read(Path(folder), kind)
     sections = global_sections(run) if run.kind == "global" else single_sections(run)
     env = jinja2.Environment(loader=jinja2.PackageLoader("marketcast.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)

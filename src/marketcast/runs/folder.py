@@ -7,10 +7,12 @@ the manifest, so a truncated, tampered or half-written run is refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from marketcast.errors import ArtifactError
@@ -23,10 +25,8 @@ from marketcast.files import (
     write_tensors,
     write_text,
 )
+from marketcast.runs.layout import MANIFEST, MODEL_META, WEIGHTS, Kind, guess_kind
 
-MANIFEST = "manifest.json"
-WEIGHTS = "model.safetensors"
-MODEL_META = "model.json"
 FORMAT_VERSION = 1
 
 
@@ -49,7 +49,9 @@ def load_model_files(folder: Path) -> tuple[dict, dict]:
 class RunFolder:
     """A run folder being written: files go to a hidden staging folder until :meth:`finish`."""
 
-    def __init__(self, runs_dir: str | Path, name: str | None, label: str = "run"):
+    def __init__(self, runs_dir: str | Path, name: str | None, label: str = "run",
+                 kind: Kind = Kind.RUN):
+        self.kind = Kind(kind)
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.name = name or default_name(label)
@@ -64,6 +66,7 @@ class RunFolder:
         files = sorted(p for p in self.path.iterdir() if p.is_file() and p.name != MANIFEST)
         write_json(self.path / MANIFEST, {
             "format_version": FORMAT_VERSION,
+            "kind": str(self.kind),
             "files": {p.name: sha256_file(p) for p in files},
         })
         for attempt in range(100):
@@ -143,8 +146,42 @@ def add_to_run(folder: str | Path, name: str, text: str) -> Path:
     write_text(path, text)
     write_json(folder / MANIFEST, {
         "format_version": FORMAT_VERSION,
+        "kind": str(kind_of(folder)),
         "files": dict(sorted({**files, name: digest}.items())),
     })
     return path
+
+
+def kind_of(folder: str | Path) -> Kind:
+    """The kind recorded in the manifest of a verified folder (guessed for older folders)."""
+    folder = Path(folder)
+    manifest = read_json(folder / MANIFEST)
+    recorded = manifest.get("kind") if isinstance(manifest, dict) else None
+    if recorded is not None:
+        try:
+            return Kind(recorded)
+        except ValueError:
+            raise ArtifactError(
+                f"{folder / MANIFEST} records an unknown kind {str(recorded)[:40]!r}; use a "
+                "folder written by marketcast"
+            ) from None
+    metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
+    names = set(manifest.get("files", {})) if isinstance(manifest, dict) else set()
+    return guess_kind(names, metrics if isinstance(metrics, dict) else {})
+
+
+@contextlib.contextmanager
+def staged(runs_dir: str | Path, name: str | None, *, label: str,
+           kind: Kind) -> Iterator[RunFolder]:
+    """Write a run folder: files go into ``folder.path`` (hidden); on success the manifest
+    is written and the folder renamed into place (``folder.final``), on any failure it is
+    removed, so no half-written folder ever looks finished."""
+    folder = RunFolder(runs_dir, name, label=label, kind=kind)
+    try:
+        yield folder
+        folder.final = folder.finish()
+    except BaseException:
+        folder.discard()
+        raise
 
 
