@@ -127,7 +127,11 @@ def test_global_report(long_csv, tmp_path):
     html = (result.path / REPORT).read_text(encoding="utf-8")
     parsed = Parsed(html)
     assert parsed.sections == list(GLOBAL_SECTIONS)
-    assert len(parsed.images) == 2  # loss curve, Theil's U histogram
+    # Loss curve, Theil's U histogram, and the median ticker's test period, forecast fan and
+    # residuals: the sections of a single-series report.
+    assert len(parsed.images) == 5
+    median = result.per_ticker.sort_values(["theils_u_lstm", "ticker"])["ticker"].iloc[1]
+    assert f"Shown for {median}, the ticker with the median Theil&#39;s U of 3" in html
     assert all(base64.b64decode(src.split(",", 1)[1]).startswith(PNG) for src in parsed.images)
     u = result.summary["theils_u_lstm"]
     assert f"median Theil&#39;s U {u['median']:.3f}" in html
@@ -141,9 +145,11 @@ def test_global_report(long_csv, tmp_path):
     report(result.path)
     assert (result.path / REPORT).read_bytes() == before
     assert "600 rows over 3 tickers" in html
-    # A global folder from before metrics.json recorded its kind is still reported as one.
+    # A global folder from before its kind was recorded (in the manifest, or in
+    # metrics.json) is still reported as one.
     older = shutil.copytree(result.path, tmp_path / "older")
-    metrics = json.loads((older / "metrics.json").read_text())
-    del metrics["kind"]
-    (older / "metrics.json").write_text(json.dumps(metrics))
+    for name in ("metrics.json", "manifest.json"):
+        recorded = json.loads((older / name).read_text())
+        del recorded["kind"]
+        (older / name).write_text(json.dumps(recorded))
     assert Parsed(render_report(older)).sections == list(GLOBAL_SECTIONS)

@@ -67,7 +67,7 @@ def run_global(config: Config, callback: Callback | None = None,
     panel = load_panel(config, parse_tickers(config.data.tickers))
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
-        per_ticker = evaluate_tickers(fit, panel, config, on_ticker)
+        per_ticker, table = evaluate_tickers(fit, panel, config, on_ticker)
         summary = summarize_tickers(per_ticker)
         residuals = ticker_residuals(fit, panel, config)
         future = forecast_tickers(fit, panel, config, residuals)
@@ -81,6 +81,7 @@ def run_global(config: Config, callback: Callback | None = None,
             out = folder.path
             files.write_text(out / layout.CONFIG, config_to_toml(config))
             files.write_csv(out / layout.PER_TICKER, per_ticker)
+            files.write_csv(out / layout.TEST_FORECASTS, table)
             files.write_csv(out / layout.SKIPPED, skipped)
             files.write_csv(out / layout.LOSS_HISTORY, history)
             # Read back to calibrate forecast intervals: keep every digit.

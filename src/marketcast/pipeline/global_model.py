@@ -125,11 +125,12 @@ def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,
 def evaluate_tickers(
     fit: GlobalFit, panel: Panel, config: Config,
     on_ticker: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per ticker: test-period RMSE of lstm, naive and linear, Theil's U of lstm and
     linear, the LSTM's Diebold-Mariano statistic and p-value against the random walk, and
-    ``lstm_vs_naive`` ("better", "worse" or "not significant" at p < 0.05)."""
-    rows = []
+    ``lstm_vs_naive`` ("better", "worse" or "not significant" at p < 0.05); and the long
+    test-period table of every ticker (``ticker`` first, then the columns of one series')."""
+    rows, tables = [], []
     h = config.model.horizon
     for i, (ticker, one) in enumerate(panel.series.items()):
         split = panel.splits[ticker]
@@ -137,7 +138,9 @@ def evaluate_tickers(
         linear = make_model("linear", config).fit(seen.y, seen.X, n_val=split.n_val)
         naive = make_model("naive", config).fit(seen.y, seen.X)
         models = {"lstm": fit.models[ticker], "naive": naive, "linear": linear}
-        scores = accuracy(test_table(models, one, split, h)).set_index("model")
+        table = test_table(models, one, split, h)
+        tables.append(table.assign(ticker=ticker))
+        scores = accuracy(table).set_index("model")
         lstm = scores.loc["lstm"]
         rows.append({
             "ticker": ticker,
@@ -153,7 +156,8 @@ def evaluate_tickers(
         })
         if on_ticker is not None:
             on_ticker(i + 1, len(panel.series))
-    return pd.DataFrame(rows)
+    long = pd.concat(tables, ignore_index=True)
+    return pd.DataFrame(rows), long[["ticker", *(c for c in long.columns if c != "ticker")]]
 
 
 def summarize_tickers(per_ticker: pd.DataFrame) -> dict:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from marketcast import files
 from marketcast.errors import ArtifactError
-from marketcast.evaluation.metrics import BENCHMARK
+from marketcast.evaluation.metrics import BENCHMARK, accuracy
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
 
@@ -43,7 +43,8 @@ class RunFiles:
     kind: layout.Kind
     metrics: dict
     config: dict
-    table: pd.DataFrame | None  # model, cutoff, date, step, y, y_hat, ...
+    table: pd.DataFrame | None  # [ticker,] model, cutoff, date, step, y, y_hat, ...
+    ticker: str | None = None  # set on the view of one ticker of a many-ticker folder
 
     @classmethod
     def read(cls, folder: Path, kind: layout.Kind | None = None) -> RunFiles:
@@ -65,14 +66,41 @@ class RunFiles:
         return cls(folder, kind, metrics, config, table)
 
     def csv(self, name: str, dates=("date",)) -> pd.DataFrame | None:
+        """A table of the folder (that ticker's rows only, on a one-ticker view)."""
         path = self.folder / name
-        return read_csv(path, list(dates)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        frame = read_csv(path, list(dates))
+        if self.ticker is not None and "ticker" in frame.columns:
+            frame = frame[frame["ticker"].astype(str) == self.ticker].drop(columns="ticker")
+        return frame.reset_index(drop=True)
 
     @functools.cached_property
     def meta(self) -> dict:
-        """``model.json`` (model folders only; empty for a backtest)."""
+        """``model.json`` (model folders only; empty for a backtest), one ticker's on a view."""
         path = self.folder / layout.MODEL_META
-        return files.read_json(path) if path.is_file() else {}
+        meta = files.read_json(path) if path.is_file() else {}
+        if self.ticker is not None and isinstance(meta.get("tickers"), dict):
+            shared = {k: v for k, v in meta.items() if k != "tickers"}
+            return {**shared, **meta["tickers"].get(self.ticker, {})}
+        return meta
+
+    @property
+    def tickers(self) -> list[str]:
+        """The tickers of the long table ([] for a folder of one series)."""
+        if self.table is None or "ticker" not in self.table.columns:
+            return []
+        return list(dict.fromkeys(self.table["ticker"].astype(str)))
+
+    def for_ticker(self, ticker: str) -> RunFiles:
+        """The folder seen as one ticker's run or backtest: its rows, scores and model, so
+        that every single-series section renders it unchanged."""
+        table = self.table[self.table["ticker"].astype(str) == ticker].drop(columns="ticker")
+        table = table.reset_index(drop=True)
+        metrics = {**self.metrics, "metrics": files.json_records(
+            accuracy(table, by_step=self.kind == layout.Kind.BACKTEST))}
+        kind = layout.Kind.BACKTEST if self.kind == layout.Kind.BACKTEST else layout.Kind.RUN
+        return RunFiles(self.folder, kind, metrics, self.config, table, ticker)
 
     @property
     def target(self) -> str:
@@ -83,6 +111,8 @@ class RunFiles:
         data = self.config.get("data", {})
         source = Path(data.get("source", "?")).name
         ticker = f" {data['ticker']}" if data.get("ticker") else ""
+        if self.ticker is not None:
+            ticker = f" {self.ticker}"
         if self.kind == "global":
             ticker = f", {self.metrics.get('tickers', '?')} tickers"
         return f"marketcast {self.kind}: {source}{ticker}"

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, figure, fmt, note, pairs, section
-from marketcast.report.single import configuration, environment, loss
+from marketcast.report.single import (
+    backtest_section,
+    configuration,
+    environment,
+    forecast_section,
+    loss,
+    residuals_section,
+    test_section,
+)
 
-GLOBAL_SECTIONS = ("verdict", "config", "data", "loss", "tickers", "forecast", "environment")
+# A single-series report's sections plus the distribution over tickers ("tickers"); the
+# sections about one series show the ticker with the median Theil's U.
+GLOBAL_SECTIONS = ("verdict", "config", "data", "loss", "tickers", "test", "backtest",
+                   "forecast", "residuals", "environment")
 # Per-ticker columns shown, in order: (column of per_ticker.csv, heading, format).
 TICKER_COLUMNS = [
     ("ticker", "ticker", "{}"), ("n_test", "test days", "{:.0f}"),
@@ -27,10 +38,40 @@ TICKER_COLUMNS = [
 def global_sections(run: RunFiles) -> list[dict]:
     """The sections of GLOBAL_SECTIONS, in that order."""
     per_ticker = run.csv("per_ticker.csv", dates=())
+    shown = representative(per_ticker) if run.tickers else None
+    if shown is None:  # folders written before test forecasts were kept
+        one_series = [section(key, note("This folder keeps no per-ticker test forecasts; "
+                                          "run it again to see them here."))
+                      for key in ("test", "backtest", "residuals")]
+        forecast = _forecast(run)
+    else:
+        view = run.for_ticker(shown)
+        one_series = [with_ticker(s, shown, len(per_ticker))
+                      for s in (test_section(view), backtest_section(view),
+                                residuals_section(view))]
+        forecast = with_ticker(forecast_section(view), shown, len(per_ticker))
+        forecast["blocks"].extend(_forecast(run)["blocks"])
+    test, backtest, residuals = one_series
     return [
         _verdict(run), configuration(run), _data(run), loss(run), _tickers(run, per_ticker),
-        _forecast(run), environment(run),
+        test, backtest, forecast, residuals, environment(run),
     ]
+
+
+def representative(per_ticker) -> str | None:
+    """The ticker whose LSTM Theil's U is the median one (the lower middle of an even count)."""
+    scored = per_ticker.dropna(subset=["theils_u_lstm"]).sort_values(["theils_u_lstm", "ticker"])
+    if scored.empty:
+        return None
+    return str(scored["ticker"].iloc[(len(scored) - 1) // 2])
+
+
+def with_ticker(block: dict, ticker: str, n: int) -> dict:
+    """A one-series section, opened by a line saying which ticker of how many it shows."""
+    shown = note(f"Shown for {ticker}, the ticker with the median Theil's U of {n} (every "
+                 "ticker's scores are under Tickers; `marketcast report` on a one-ticker run "
+                 "shows any other).")
+    return {**block, "blocks": [shown, *block["blocks"]]}
 
 
 def _verdict(run: RunFiles) -> dict:

@@ -28,8 +28,8 @@ from marketcast.report.blocks import (
 def single_sections(run: RunFiles) -> list[dict]:
     """Every section of a run, train or backtest folder's report, in page order."""
     return [
-        _verdict(run), configuration(run), _data(run), loss(run), _test(run),
-        _backtest(run), _forecast(run), _residuals(run), environment(run),
+        _verdict(run), configuration(run), _data(run), loss(run), test_section(run),
+        backtest_section(run), forecast_section(run), residuals_section(run), environment(run),
     ]
 
 def _verdict(run: RunFiles) -> dict:
@@ -139,7 +139,7 @@ def loss(run: RunFiles) -> dict:
                     {"kind": "text", "text": text})
 
 
-def _test(run: RunFiles) -> dict:
+def test_section(run: RunFiles) -> dict:
     if run.table is None:
         return section("test", note("No test-period evaluation in this folder."))
     one = run.table[run.table["step"] == 1]
@@ -160,7 +160,7 @@ def _test(run: RunFiles) -> dict:
     return section("test", *blocks)
 
 
-def _backtest(run: RunFiles) -> dict:
+def backtest_section(run: RunFiles) -> dict:
     if run.kind != "backtest":
         return section("backtest", note(
             "No walk-forward backtest in this folder. `marketcast backtest` scores every model "
@@ -188,7 +188,7 @@ def _backtest(run: RunFiles) -> dict:
         lag_table if lag else None)
 
 
-def _forecast(run: RunFiles) -> dict:
+def forecast_section(run: RunFiles) -> dict:
     level = run.config.get("forecast", {}).get("interval")
     if run.kind == "backtest":
         cover = run.metrics.get("coverage", [])
@@ -224,7 +224,7 @@ def _forecast(run: RunFiles) -> dict:
          "columns": ["date", *future.columns[1:]], "rows": rows, "collapsed": True})
 
 
-def _residuals(run: RunFiles) -> dict:
+def residuals_section(run: RunFiles) -> dict:
     model = run.focus
     if model is None:
         return section("residuals", note("No out-of-sample forecasts to diagnose."))

@@ -12,8 +12,9 @@ train      ``train``                       model, loss history, plot
 backtest   ``backtest``                    backtest table (one series, or a ``ticker``
                                            column for many)
 global     ``run --tickers``               model (shared network, per-ticker scalers), loss
-                                           history, per-ticker scores, skipped tickers,
-                                           residuals and forecasts with a ``ticker`` column
+                                           history, per-ticker scores, skipped tickers, and
+                                           test forecasts, residuals and forecasts with a
+                                           ``ticker`` column
 =========  ==============================  =================================================
 """
 
@@ -48,7 +49,7 @@ TEST_PLOT = "test.png"
 FORECAST_PLOT = "forecast.png"
 
 # The long forecast table of each kind that has one: what the report scores.
-TABLES = {Kind.RUN: TEST_FORECASTS, Kind.BACKTEST: BACKTEST}
+TABLES = {Kind.RUN: TEST_FORECASTS, Kind.BACKTEST: BACKTEST, Kind.GLOBAL: TEST_FORECASTS}
 # Kinds that hold a model to forecast with.
 MODEL_KINDS = (Kind.RUN, Kind.TRAIN, Kind.GLOBAL)
 
