@@ -6,7 +6,7 @@ their run folders.
 """
 
 from marketcast.api.backtest import BacktestResult, backtest
-from marketcast.api.panel import GlobalRunResult, run_global
+from marketcast.api.panel import GlobalEvaluation, GlobalRunResult, evaluate_global, run_global
 from marketcast.api.save import write_run
 from marketcast.api.single import (
     Evaluation,
@@ -21,6 +21,6 @@ from marketcast.api.single import (
     train_run,
 )
 
-__all__ = ["BacktestResult", "Evaluation", "GlobalRunResult", "RunResult", "Trained",
-           "backtest", "evaluate", "evaluate_run", "forecast", "load_run", "run", "run_global",
+__all__ = ["BacktestResult", "Evaluation", "GlobalEvaluation", "GlobalRunResult", "RunResult", "Trained",
+           "backtest", "evaluate", "evaluate_global", "evaluate_run", "forecast", "load_run", "run", "run_global",
            "train", "train_run", "write_run"]

@@ -12,7 +12,7 @@ import pandas as pd
 from marketcast import files
 from marketcast.api.save import MODEL_PACKAGES
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ConfigError
+from marketcast.errors import ArtifactError, ConfigError, DataError
 from marketcast.nn.train import Callback
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
@@ -67,7 +67,7 @@ def run_global(config: Config, callback: Callback | None = None,
     panel = load_panel(config, parse_tickers(config.data.tickers))
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
-        per_ticker, table = evaluate_tickers(fit, panel, config, on_ticker)
+        per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
         summary = summarize_tickers(per_ticker)
         residuals = ticker_residuals(fit, panel, config)
         future = forecast_tickers(fit, panel, config, residuals)
@@ -101,6 +101,51 @@ def run_global(config: Config, callback: Callback | None = None,
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
     return GlobalRunResult(folder.final, per_ticker, summary, global_verdict(summary),
                            panel.skipped, history, seconds, future)
+
+
+@dataclass
+class GlobalEvaluation:
+    """A global model's test periods re-scored: per-ticker scores, their summary and
+    verdict, and the long test-period table (``ticker`` column first)."""
+
+    per_ticker: pd.DataFrame
+    summary: dict
+    verdict: str
+    table: pd.DataFrame
+
+
+def evaluate_global(run_dir: str | Path,
+                    on_ticker: Callable[[int, int], None] | None = None) -> GlobalEvaluation:
+    """Reload a global model's folder, check each ticker's data is unchanged, and re-score
+    every ticker's test period (as ``run --tickers`` scored it)."""
+    from marketcast.models import LSTMForecaster
+    from marketcast.pipeline.global_model import (
+        evaluate_tickers,
+        global_verdict,
+        summarize_tickers,
+        ticker_meta,
+    )
+    from marketcast.pipeline.panel import load_panel
+    from marketcast.pipeline.series import series_sha256
+
+    tensors, meta = run_folder.load_model_files(Path(run_dir))
+    try:
+        config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
+        tickers = list(meta["tickers"])
+        models = {t: LSTMForecaster.from_state(tensors, ticker_meta(meta, t)) for t in tickers}
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
+    panel = load_panel(config, tickers)
+    changed = [t for t in tickers if t not in panel.series
+               or series_sha256(panel.series[t]) != meta["tickers"][t].get("data_sha256")]
+    if changed:
+        raise DataError(
+            f"the data of {', '.join(changed[:5])} in {config.data.source} changed since the "
+            "model was trained (or is missing); evaluate with the original file or train again"
+        )
+    per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
+    summary = summarize_tickers(per_ticker)
+    return GlobalEvaluation(per_ticker, summary, global_verdict(summary), table)
 
 
 def _panel_summary(panel) -> dict:

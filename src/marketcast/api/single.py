@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from marketcast.api.panel import GlobalEvaluation, evaluate_global
 from marketcast.api.results import Evaluation, RunResult, Trained
 from marketcast.api.save import RESIDUALS, label, write_run
 from marketcast.config import Config, load_config
@@ -73,9 +74,12 @@ def evaluate(trained: Trained) -> Evaluation:
     return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores), residuals)
 
 
-def evaluate_run(run_dir: str | Path) -> Evaluation:
-    """Reload a saved run, check its data is unchanged, and re-score the test period."""
-    config, lstm, meta = load_run(run_dir, ticker=_SCORED_ELSEWHERE)
+def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
+    """Reload a saved run, check its data is unchanged, and re-score the test period (every
+    ticker's, for a global model's folder: :func:`marketcast.api.panel.evaluate_global`)."""
+    if run_folder.kind_of(run_folder.check_run(run_dir)) == Kind.GLOBAL:
+        return evaluate_global(run_dir)
+    config, lstm, meta = load_run(run_dir)
     frame, series = load_series(config)
     if data_sha256(frame) != meta["data_sha256"]:
         raise DataError(
@@ -134,10 +138,6 @@ def forecast(
     return future
 
 
-# Passed by evaluate_run: a global model's folder already holds its scores.
-_SCORED_ELSEWHERE = object()
-
-
 def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
     """Config, LSTM and metadata of a verified run folder (no pickle involved).
 
@@ -166,11 +166,6 @@ def _global_ticker(run_dir, meta: dict, ticker) -> dict:
     tickers = list(meta.get("tickers", {}))
     if isinstance(ticker, str):
         ticker = ticker.strip().upper()
-    if ticker is _SCORED_ELSEWHERE:
-        raise ArtifactError(
-            f"{run_dir} holds a global model: its test-period scores are in per_ticker.csv "
-            "there, one row per ticker"
-        )
     if ticker is None or ticker not in tickers:
         shown = ", ".join(tickers[:8]) + (f", ... ({len(tickers)} in all)"
                                           if len(tickers) > 8 else "")

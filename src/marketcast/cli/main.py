@@ -100,14 +100,7 @@ def _run_global(config, resume) -> None:
 
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
-    table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
-    for heading in ("Theil's U", "q1", "median", "q3"):
-        table.add_column(heading, justify="right")
-    for model in ("lstm", "linear"):
-        u = result.summary[f"theils_u_{model}"]
-        table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
-    out.print(table)
-    out.print(f"verdict: {result.verdict}", soft_wrap=True)
+    _print_distribution(result)
     if result.skipped:
         shown = ", ".join(list(result.skipped)[:5])
         out.print(f"skipped {len(result.skipped)} tickers ({shown}); reasons in skipped.csv")
@@ -122,10 +115,30 @@ def _run_global(config, resume) -> None:
 @cli.command()
 @click.option("--run", "run_dir", required=True, help="Run folder written by run or train.")
 def evaluate(run_dir) -> None:
-    """Re-score a saved model and the baselines on its test period."""
-    from marketcast.api import evaluate_run
+    """Re-score a saved model and the baselines on its test period (every ticker's)."""
+    from marketcast.api import Evaluation, evaluate_run
 
-    _print_scores(evaluate_run(run_dir))
+    result = evaluate_run(run_dir)
+    if isinstance(result, Evaluation):
+        _print_scores(result)
+        return
+    _print_distribution(result)
+    out.print(rich_table("test period per ticker", result.per_ticker, [
+        (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
+        for c in ("ticker", "n_test", "rmse_lstm", "rmse_naive", "theils_u_lstm",
+                  "dm_p_value", "lstm_vs_naive")]))
+
+
+def _print_distribution(result) -> None:
+    """Quartiles of Theil's U over tickers, and the verdict, of a global run or evaluation."""
+    table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
+    for heading in ("Theil's U", "q1", "median", "q3"):
+        table.add_column(heading, justify="right")
+    for model in ("lstm", "linear"):
+        u = result.summary[f"theils_u_{model}"]
+        table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
+    out.print(table)
+    out.print(f"verdict: {result.verdict}", soft_wrap=True)
 
 
 @cli.command()

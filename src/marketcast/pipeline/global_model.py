@@ -24,6 +24,7 @@ from marketcast.pipeline.series import (
     add_interval,
     future_days,
     future_forecast,
+    series_sha256,
     test_residuals,
     test_table,
 )
@@ -76,6 +77,7 @@ def global_state(fit: GlobalFit, panel: Panel) -> tuple[dict, dict]:
             "context_y": one.y[-rows:].tolist(),
             "context_X": None if one.X is None else one.X[-rows:].tolist(),
             "context_dates": [d.date().isoformat() for d in one.dates[-rows:]],
+            "data_sha256": series_sha256(one),
         }
         meta.pop("context_y"), meta.pop("context_X")
     first = next(iter(panel.series.values()))
@@ -123,7 +125,7 @@ def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,
 
 
 def evaluate_tickers(
-    fit: GlobalFit, panel: Panel, config: Config,
+    models: dict[str, LSTMForecaster], panel: Panel, config: Config,
     on_ticker: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per ticker: test-period RMSE of lstm, naive and linear, Theil's U of lstm and
@@ -137,8 +139,8 @@ def evaluate_tickers(
         seen = one.head(split.test_start)
         linear = make_model("linear", config).fit(seen.y, seen.X, n_val=split.n_val)
         naive = make_model("naive", config).fit(seen.y, seen.X)
-        models = {"lstm": fit.models[ticker], "naive": naive, "linear": linear}
-        table = test_table(models, one, split, h)
+        table = test_table({"lstm": models[ticker], "naive": naive, "linear": linear}, one,
+                           split, h)
         tables.append(table.assign(ticker=ticker))
         scores = accuracy(table).set_index("model")
         lstm = scores.loc["lstm"]

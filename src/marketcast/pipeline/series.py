@@ -5,6 +5,7 @@ Models see arrays; this module attaches dates to what they return.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -44,6 +45,16 @@ def load_series(config: Config, source: str | None = None) -> tuple[pd.DataFrame
         date_column=d.date_column, target=d.target, features=d.features, fill=d.fill,
     )
     return frame, series_from_frame(frame, d.target, d.features)
+
+
+def series_sha256(series: Series) -> str:
+    """sha256 of a series' dates, target and features: changed data gives another digest."""
+    digest = hashlib.sha256()
+    for part in (series.dates.asi8, series.y, series.X):
+        if part is not None:
+            digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(",".join(series.feature_names).encode())
+    return digest.hexdigest()
 
 
 def series_from_frame(frame: pd.DataFrame, target: str, features) -> Series:
