@@ -21,6 +21,8 @@ from marketcast.api.single import (
     train_run,
 )
 
-__all__ = ["BacktestResult", "Evaluation", "GlobalEvaluation", "GlobalRunResult", "RunResult", "Trained",
-           "backtest", "evaluate", "evaluate_global", "evaluate_run", "forecast", "load_run", "run", "run_global",
-           "train", "train_run", "write_run"]
+__all__ = [
+    "BacktestResult", "Evaluation", "GlobalEvaluation", "GlobalRunResult", "RunResult",
+    "Trained", "backtest", "evaluate", "evaluate_global", "evaluate_run", "forecast",
+    "load_run", "run", "run_global", "train", "train_run", "write_run",
+]

@@ -14,6 +14,7 @@ import pandas as pd
 from marketcast import files
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
+from marketcast.errors import ConfigError
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, lag_copy
 from marketcast.pipeline.series import load_series
@@ -37,6 +38,11 @@ class BacktestResult:
     verdict: list[str]
     fits: dict[str, int]
     seconds: float
+    # Many tickers (``backtest --tickers``): one row per ticker (step 1), their summary and
+    # the tickers left out with the reason.
+    per_ticker: pd.DataFrame | None = None
+    summary: dict | None = None
+    skipped: dict[str, str] | None = None
 
 
 def backtest(
@@ -56,6 +62,8 @@ def backtest(
     if "naive" not in b.models:
         config = dataclasses.replace(
             config, backtest=dataclasses.replace(b, models=(*b.models, "naive")))
+    if config.data.tickers:
+        return _backtest_panel(config, on_fit, write, started)
     frame, series = load_series(config)
     table, fits = walk_forward(series, config, on_fit)
     if config.forecast.interval > 0:
@@ -73,6 +81,77 @@ def backtest(
     if write:
         result.path = _write(result, config, frame)
     return result
+
+
+def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> BacktestResult:
+    """The backtest of many tickers: the global LSTM refitted on every ticker at each refit
+    (:func:`~marketcast.pipeline.walkforward.walk_forward_panel`), each ticker scored and
+    given intervals as one series is, then the distribution over tickers."""
+    from marketcast.pipeline.global_model import (
+        global_verdict,
+        summarize_tickers,
+        ticker_scores,
+    )
+    from marketcast.pipeline.panel import load_panel, parse_tickers
+    from marketcast.pipeline.walkforward import walk_forward_panel
+
+    if config.data.ticker:
+        raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
+    if not {"lstm", "naive", "linear"} <= set(config.backtest.models):
+        raise ConfigError("backtest --tickers backtests the global LSTM against naive and "
+                          "linear; keep lstm, naive and linear in --models")
+    panel = load_panel(config, parse_tickers(config.data.tickers))
+    table, fits, skipped = walk_forward_panel(panel, config, on_fit)
+    skipped = {**panel.skipped, **skipped}
+    if config.forecast.interval > 0:
+        table = pd.concat([add_sequential_intervals(rows, config.forecast.interval)
+                           for _, rows in table.groupby("ticker", sort=False)],
+                          ignore_index=True)
+    one_series = table.drop(columns="ticker")
+    # Pooled over tickers: price units differ, so the per-ticker rows and their
+    # distribution carry the comparison; the pooled table shows coverage and the scale.
+    scores = accuracy(one_series, by_step=True)
+    scores_r = accuracy(one_series, by_step=True, space="log_return")
+    lag = lag_copy(one_series)
+    cover = coverage(one_series) if config.forecast.interval > 0 else pd.DataFrame()
+    per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
+                               for t, rows in table.groupby("ticker", sort=False)])
+    summary = summarize_tickers(per_ticker)
+    result = BacktestResult(None, table, scores, scores_r, lag, cover,
+                            [global_verdict(summary)], fits, 0.0, per_ticker, summary, skipped)
+    result.seconds = time.perf_counter() - started
+    if write:
+        result.path = _write_panel(result, config, panel)
+    return result
+
+
+def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
+    from marketcast.api.panel import panel_summary
+
+    skipped = pd.DataFrame({"ticker": list(result.skipped),
+                            "reason": list(result.skipped.values())})
+    with run_folder.staged(config.output.runs_dir, config.output.name, kind=Kind.BACKTEST,
+                           label="backtest-tickers") as folder:
+        out = folder.path
+        files.write_text(out / layout.CONFIG, config_to_toml(config))
+        files.write_csv(out / layout.BACKTEST, result.table)
+        files.write_csv(out / layout.PER_TICKER, result.per_ticker)
+        files.write_csv(out / layout.SKIPPED, skipped)
+        files.write_json(out / layout.METRICS, {
+            "kind": "backtest", **result.summary, "skipped": len(result.skipped),
+            "data": panel_summary(panel),
+            "fits": result.fits,
+            "metrics": files.json_records(result.scores),
+            "metrics_log_return": files.json_records(result.scores_log_return),
+            "lag_copy": files.json_records(result.lag_copy),
+            "interval": config.forecast.interval,
+            "coverage": files.json_records(result.coverage),
+            "verdict": result.verdict,
+            "wall_seconds": round(result.seconds, 2),
+            "environment": files.environment(),
+        })
+        files.write_text(out / layout.REPORT, render_report(out, Kind.BACKTEST))
+    return folder.final
 
 
 def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:

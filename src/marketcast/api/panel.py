@@ -93,7 +93,7 @@ def run_global(config: Config, callback: Callback | None = None,
             })
             files.write_json(out / layout.METRICS, {
                 "kind": "global", **summary, "verdict": [global_verdict(summary)],
-                "skipped": len(panel.skipped), "data": _panel_summary(panel),
+                "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
                 "wall_seconds": round(seconds, 2), "environment": files.environment(),
@@ -148,7 +148,8 @@ def evaluate_global(run_dir: str | Path,
     return GlobalEvaluation(per_ticker, summary, global_verdict(summary), table)
 
 
-def _panel_summary(panel) -> dict:
+def panel_summary(panel) -> dict:
+    """First and last day and rows over every ticker of a panel (for metrics.json)."""
     dates = [one.dates for one in panel.series.values()]
     return {"start": min(d[0] for d in dates).date().isoformat(),
             "end": max(d[-1] for d in dates).date().isoformat(),

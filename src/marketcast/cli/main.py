@@ -71,9 +71,10 @@ def train(config, resume) -> None:
 
 
 @cli.command()
-@config_options(extra=BACKTEST_OPTIONS, resumable=False)
+@config_options(extra=BACKTEST_OPTIONS + GLOBAL_OPTIONS, resumable=False)
 def backtest(config) -> None:
-    """Walk-forward evaluation of every model against the random walk."""
+    """Walk-forward evaluation of every model against the random walk (one global LSTM,
+    refitted at each refit, with --tickers)."""
     from marketcast.api import backtest as backtest_api
 
     def on_fit(model: str, fold: int, n_folds: int) -> None:
@@ -81,7 +82,13 @@ def backtest(config) -> None:
             err.print(f"fitting {model}: fold {fold + 1}/{n_folds}", end="\r")
 
     result = backtest_api(config, on_fit=on_fit)
-    _print_backtest(result)
+    if result.per_ticker is not None:
+        _print_distribution(result)
+        if result.skipped:
+            out.print(f"skipped {len(result.skipped)} tickers "
+                      f"({', '.join(list(result.skipped)[:5])}); reasons in skipped.csv")
+    else:
+        _print_backtest(result)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
     _print_report(result.path)
 

@@ -142,24 +142,31 @@ def evaluate_tickers(
         table = test_table({"lstm": models[ticker], "naive": naive, "linear": linear}, one,
                            split, h)
         tables.append(table.assign(ticker=ticker))
-        scores = accuracy(table).set_index("model")
-        lstm = scores.loc["lstm"]
-        rows.append({
-            "ticker": ticker,
-            "n_test": int(lstm["n"]),
-            "rmse_lstm": lstm["rmse"],
-            "rmse_naive": scores.loc["naive", "rmse"],
-            "rmse_linear": scores.loc["linear", "rmse"],
-            "theils_u_lstm": lstm["theils_u"],
-            "theils_u_linear": scores.loc["linear", "theils_u"],
-            "dm_stat": lstm["dm_stat"],
-            "dm_p_value": lstm["dm_p_value"],
-            "lstm_vs_naive": _call(lstm["dm_stat"], lstm["dm_p_value"]),
-        })
+        rows.append(ticker_scores(ticker, table))
         if on_ticker is not None:
             on_ticker(i + 1, len(panel.series))
     long = pd.concat(tables, ignore_index=True)
     return pd.DataFrame(rows), long[["ticker", *(c for c in long.columns if c != "ticker")]]
+
+
+def ticker_scores(ticker: str, table: pd.DataFrame) -> dict:
+    """One ticker's row of ``per_ticker.csv`` from its long table (step-1 forecasts): RMSE of
+    lstm, naive and linear, Theil's U of lstm and linear, the LSTM's Diebold-Mariano
+    statistic and p-value against the random walk, and ``lstm_vs_naive``."""
+    scores = accuracy(table[table["step"] == 1]).set_index("model")
+    lstm = scores.loc["lstm"]
+    return {
+        "ticker": ticker,
+        "n_test": int(lstm["n"]),
+        "rmse_lstm": lstm["rmse"],
+        "rmse_naive": scores.loc["naive", "rmse"],
+        "rmse_linear": scores.loc["linear", "rmse"],
+        "theils_u_lstm": lstm["theils_u"],
+        "theils_u_linear": scores.loc["linear", "theils_u"],
+        "dm_stat": lstm["dm_stat"],
+        "dm_p_value": lstm["dm_p_value"],
+        "lstm_vs_naive": _call(lstm["dm_stat"], lstm["dm_p_value"]),
+    }
 
 
 def summarize_tickers(per_ticker: pd.DataFrame) -> dict:

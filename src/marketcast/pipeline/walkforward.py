@@ -21,6 +21,7 @@ import pandas as pd
 from marketcast.config import Config
 from marketcast.errors import ConfigError, DataError
 from marketcast.models import MODELS, make_model
+from marketcast.pipeline.panel import Panel
 from marketcast.pipeline.series import Series, forecast_table
 
 
@@ -154,3 +155,63 @@ def _check_first_fold(fold: Fold, config: Config) -> None:
             f"first fit, fewer than lookback {m.lookback} needs; use fewer --n-windows, a "
             "smaller --step or more data"
         )
+
+
+def walk_forward_panel(
+    panel: Panel,
+    config: Config,
+    on_fit: Callable[[str, int, int], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
+    """The walk-forward loop over many tickers: ``(table, fits, skipped)``.
+
+    Each ticker gets the cutoffs and folds one series would get. At fold ``k`` the LSTM is
+    one global model, refitted on every ticker's fold-``k`` training rows (each scaled on
+    its own), and forecasts each ticker's cutoffs of that fold; every other model is fitted
+    per ticker as for one series. The table is one series' table with a ``ticker`` column
+    first. A ticker too short for the first fold is in ``skipped`` with the reason.
+    """
+    b, h = config.backtest, config.model.horizon
+    unknown = [m for m in b.models if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    plans, skipped = {}, {}
+    for ticker, series in panel.series.items():
+        plan = folds(cutoffs(len(series.y), b.n_windows, b.step, h), b.refit_every,
+                     b.train_size)
+        try:
+            _check_first_fold(plan[0], config)
+        except DataError as exc:
+            skipped[ticker] = str(exc)
+            continue
+        plans[ticker] = plan
+    if not plans:
+        first = next(iter(skipped.values()))
+        raise DataError(f"no ticker has enough rows for the backtest ({first})")
+    n_folds = len(next(iter(plans.values())))
+    frames = []
+    for name in b.models:
+        for number in range(n_folds):
+            if on_fit is not None:
+                on_fit(name, number, n_folds)
+            fold = {t: plan[number] for t, plan in plans.items()}
+            frames.extend(_fit_panel_fold(panel, config, fold, name))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["ticker", *(c for c in table.columns if c != "ticker")]]
+    return table, {name: n_folds for name in b.models}, skipped
+
+
+def _fit_panel_fold(panel: Panel, config: Config, fold: dict[str, Fold],
+                    name: str) -> list[pd.DataFrame]:
+    """Fit ``name`` on each ticker's fold rows (one shared LSTM for all tickers); the
+    forecasts from every ticker's cutoffs of the fold."""
+    if name != "lstm":
+        return [_fit_fold(panel.series[t], config, f, name).assign(ticker=t)
+                for t, f in fold.items()]
+    inputs = []
+    for ticker, f in fold.items():
+        train = _rows(panel.series[ticker], f.start, int(f.cutoffs[0]) + 1)
+        inputs.append((train.y, train.X, round(len(train.y) * config.split.val_fraction)))
+    models = make_model("lstm", config).fit_many(inputs)
+    return [forecast_table({"lstm": model}, panel.series[t], f.cutoffs,
+                           config.model.horizon).assign(ticker=t)
+            for model, (t, f) in zip(models, fold.items(), strict=True)]

@@ -38,7 +38,8 @@ def report(run_dir: str | Path) -> Path:
 def render_report(folder: str | Path, kind: Kind | None = None) -> str:
     """The report of the run, backtest or train folder ``folder`` as HTML text."""
     run = RunFiles.read(Path(folder), kind)
-    sections = global_sections(run) if run.kind == "global" else single_sections(run)
+    many = run.kind == Kind.GLOBAL or run.tickers
+    sections = global_sections(run) if many else single_sections(run)
     env = jinja2.Environment(loader=jinja2.PackageLoader("marketcast.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["code"] = code

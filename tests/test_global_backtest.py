@@ -1,0 +1,91 @@
+"""`backtest --tickers`: the global LSTM refitted on every ticker at each refit, each ticker
+scored (with intervals) as one series is."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from test_backtest import with_backtest
+from test_cli import cli
+from test_global_model import global_config
+from test_report import Parsed
+
+from marketcast import api
+from marketcast.report import REPORT
+from marketcast.report.panel import GLOBAL_SECTIONS
+from marketcast.runs.folder import kind_of, verify_folder
+from marketcast.runs.layout import Kind
+
+
+def panel_backtest_config(long_csv, tmp_path, **backtest):
+    config = global_config(long_csv, tmp_path)
+    settings = {"n_windows": 40, "refit_every": 20, "models": ("lstm", "naive", "linear"),
+                **backtest}
+    return with_backtest(config, **settings)
+
+
+def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
+    config = panel_backtest_config(long_csv, tmp_path)
+    result = api.backtest(config)
+    table = result.table
+    assert list(table.columns[:2]) == ["ticker", "model"]
+    assert sorted(table["ticker"].unique()) == ["AAA", "BBB", "CCC"]
+    assert "SHORT" in result.skipped
+    assert result.fits == {"lstm": 2, "naive": 2, "linear": 2}
+    # 40 cutoffs per ticker and model; intervals once 20 residuals are known (the last 20
+    # cutoffs), each ticker's from its own residuals.
+    assert (table.groupby(["ticker", "model"]).size() == 40).all()
+    with_interval = table.dropna(subset=["lower"])
+    assert (with_interval.groupby(["ticker", "model"]).size() == 20).all()
+    assert (with_interval["lower"] < with_interval["y_hat"]).all()
+    # The baselines are fitted per ticker: exactly one series' backtest of that ticker.
+    alone = api.backtest(dataclasses.replace(
+        config, data=dataclasses.replace(config.data, ticker="BBB", tickers=())), write=False)
+    ours = table[(table["ticker"] == "BBB") & (table["model"] != "lstm")]
+    theirs = alone.table[alone.table["model"] != "lstm"]
+    columns = ["model", "cutoff", "date", "step", "y", "y_hat", "lower", "upper"]
+    pd.testing.assert_frame_equal(ours[columns].reset_index(drop=True),
+                                  theirs[columns].reset_index(drop=True))
+    # The LSTM is one model for all tickers, so its forecasts differ from BBB's own model.
+    assert not np.allclose(table[(table["ticker"] == "BBB") & (table["model"] == "lstm")]
+                           ["y_hat"], alone.table[alone.table["model"] == "lstm"]["y_hat"])
+    assert list(result.per_ticker["ticker"]) == ["AAA", "BBB", "CCC"]
+    # The folder: its kind recorded, every single-series section plus the tickers.
+    assert kind_of(result.path) == Kind.BACKTEST
+    html = (result.path / REPORT).read_text(encoding="utf-8")
+    assert Parsed(html).sections == list(GLOBAL_SECTIONS)
+
+
+def test_global_backtest_never_sees_the_future(long_csv, tmp_path):
+    # Every price after the first cutoff of the second fold changes (all tickers): the
+    # forecasts of the first fold's cutoffs must not.
+    config = panel_backtest_config(long_csv, tmp_path)
+    before = api.backtest(config, write=False).table
+    frame = pd.read_csv(long_csv)
+    second = sorted(before["cutoff"].unique())[20]
+    later = pd.to_datetime(frame["date"]) > second
+    frame.loc[later, ["open", "high", "low", "close"]] *= 1.5
+    changed = tmp_path / "changed.csv"
+    frame.to_csv(changed, index=False)
+    after = api.backtest(dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(changed))), write=False).table
+    first = before["cutoff"] < second
+    cols = ["ticker", "model", "cutoff", "step", "y_hat"]
+    pd.testing.assert_frame_equal(before.loc[first, cols].reset_index(drop=True),
+                                  after.loc[after["cutoff"] < second, cols].reset_index(drop=True))
+    assert not np.allclose(before.loc[~first, "y_hat"], after.loc[after["cutoff"] >= second,
+                                                                 "y_hat"])
+
+
+def test_global_backtest_from_the_command_line(long_csv, tmp_path, capsys):
+    code, out, _ = cli(capsys, "backtest", "--data", str(long_csv), "--tickers", "AAA,BBB",
+                       "--n-windows", "10", "--refit-every", "10", "--models",
+                       "lstm,naive,linear", "--epochs", "2", "--lookback", "10", "--units", "8",
+                       "--runs-dir", str(tmp_path / "runs"), "--name", "bt", "--workers", "1")
+    assert code == 0, out
+    assert "global LSTM over 2 tickers" in out
+    folder = tmp_path / "runs" / "bt"
+    assert verify_folder(folder) and kind_of(folder) == Kind.BACKTEST
+    code, _, err = cli(capsys, "backtest", "--data", str(long_csv), "--tickers", "AAA",
+                       "--models", "naive,linear", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and "keep lstm, naive and linear" in err
