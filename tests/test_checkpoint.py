@@ -61,12 +61,13 @@ main(sys.argv[4:])
 """
 
 
-def run_and_kill(runs, name, prices_csv, where):
+def run_and_kill(runs, name, prices_csv, where, extra=()):
     """Start `marketcast run` in a subprocess, SIGKILL it at ``where``; return the checkpoint
     folder."""
     folder = runs / CHECKPOINTS / name
     marker = runs.parent / f"{name}.reached"
-    args = ["run", "--data", str(prices_csv), "--runs-dir", str(runs), "--name", name, *TRAIN]
+    args = ["run", "--data", str(prices_csv), "--runs-dir", str(runs), "--name", name, *TRAIN,
+            *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder / CHECKPOINT),
                              str(marker), where, *args], env=env, stderr=subprocess.PIPE)
@@ -107,6 +108,25 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(capsys, prices_
     history = (runs / "k" / "loss_history.csv").read_text().splitlines()
     assert len(history) == 1 + 6  # header and six epochs: 1-2 before the kill, 3-6 after
     assert_same_run(runs / "k", tmp_path / "ref" / "k")
+
+
+def test_global_run_sigkilled_mid_epoch_resumes_to_the_uninterrupted_result(
+        capsys, long_csv, tmp_path):
+    runs, tickers = tmp_path / "runs", ["--tickers", "AAA,BBB,CCC"]
+    folder = run_and_kill(runs, "g", long_csv, where="training", extra=tickers)
+    assert json.loads((folder / CHECKPOINT).read_text())["epoch"] == 2
+    assert_nothing_loads_as_a_run(runs)
+    code, _, err = cli(capsys, "run", "--runs-dir", str(runs), "--name", "g", "--resume")
+    assert code == 0, err
+    assert not folder.exists()
+    code, _, err = cli(capsys, "run", "--data", str(long_csv), "--runs-dir",
+                       str(tmp_path / "ref"), "--name", "g", *TRAIN, *tickers)
+    assert code == 0, err
+    a, b = runs / "g", tmp_path / "ref" / "g"
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    for name in ("test_forecasts.csv", "per_ticker.csv", "forecast.csv", "residuals.csv"):
+        assert (a / name).read_text() == (b / name).read_text(), name
+    assert len((a / "loss_history.csv").read_text().splitlines()) == 1 + 6
 
 
 def test_killed_while_writing_leaves_no_complete_folder_and_resumes_without_training(

@@ -165,3 +165,25 @@ def test_global_report(long_csv, tmp_path):
         del recorded["kind"]
         (older / name).write_text(json.dumps(recorded))
     assert Parsed(render_report(older)).sections == list(GLOBAL_SECTIONS)
+
+
+def test_train_tickers_saves_a_global_model_that_evaluate_scores_later(long_csv, tmp_path,
+                                                                        capsys):
+    runs = tmp_path / "runs"
+    code, out, err = cli(capsys, "train", "--data", str(long_csv), "--tickers", "AAA,BBB",
+                         "--lookback", "10", "--layers", "1", "--units", "8", "--epochs", "2",
+                         "--runs-dir", str(runs), "--name", "t")
+    assert code == 0, err
+    assert "global model of 2 tickers" in out
+    folder = check_run(runs / "t")
+    assert not (folder / "per_ticker.csv").exists()
+    assert "was not scored" in (folder / REPORT).read_text(encoding="utf-8")
+    scored = api.evaluate_run(folder)
+    assert list(scored.per_ticker["ticker"]) == ["AAA", "BBB"]
+    assert np.isfinite(scored.per_ticker["theils_u_lstm"]).all()
+    assert len(api.forecast(folder, ticker="AAA", days=3)) == 3
+    both = api.forecast_tickers(folder, ["all"], days=3)
+    assert both["ticker"].tolist() == ["AAA"] * 3 + ["BBB"] * 3
+    code, out, _ = cli(capsys, "forecast", "--run", str(folder), "--tickers", "bbb", "--days",
+                       "2")
+    assert code == 0 and pd.read_csv(io.StringIO(out))["ticker"].tolist() == ["BBB", "BBB"]

@@ -15,6 +15,7 @@ from marketcast.api.single import (
     evaluate,
     evaluate_run,
     forecast,
+    forecast_tickers,
     load_run,
     run,
     train,
@@ -24,5 +25,6 @@ from marketcast.api.single import (
 __all__ = [
     "BacktestResult", "Evaluation", "GlobalEvaluation", "GlobalRunResult", "RunResult",
     "Trained", "backtest", "evaluate", "evaluate_global", "evaluate_run", "forecast",
+    "forecast_tickers",
     "load_run", "run", "run_global", "train", "train_run", "write_run",
 ]

@@ -32,12 +32,13 @@ class GlobalRunResult:
     skipped: dict[str, str]
     history: pd.DataFrame
     seconds: float
-    forecast: pd.DataFrame
+    forecast: pd.DataFrame | None
+    tickers: list[str]
 
 
 def run_global(config: Config, callback: Callback | None = None,
                on_ticker: Callable[[int, int], None] | None = None,
-               resume: bool | str | Path = False) -> GlobalRunResult:
+               resume: bool | str | Path = False, evaluate: bool = True) -> GlobalRunResult:
     """One LSTM on windows pooled from ``config.data.tickers`` of a multi-ticker source.
 
     Each ticker is scaled on its own training rows; every ticker's test period is scored
@@ -48,6 +49,8 @@ def run_global(config: Config, callback: Callback | None = None,
     and ``model.json``: the network, each ticker's scaler and last days), which
     :func:`forecast` reads with ``ticker=``. Training is checkpointed every epoch and
     ``resume`` continues a stopped run, as for one series (:func:`marketcast.run`).
+    Without ``evaluate`` (``train --tickers``) the folder keeps the model, the loss history
+    and the skipped tickers only; ``marketcast evaluate`` scores it later.
     """
     from marketcast.pipeline.global_model import (
         evaluate_tickers,
@@ -67,10 +70,13 @@ def run_global(config: Config, callback: Callback | None = None,
     panel = load_panel(config, parse_tickers(config.data.tickers))
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
-        per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
-        summary = summarize_tickers(per_ticker)
-        residuals = ticker_residuals(fit, panel, config)
-        future = forecast_tickers(fit, panel, config, residuals)
+        per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
+        if evaluate:
+            per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
+            summary = summarize_tickers(per_ticker)
+            residuals = ticker_residuals(fit, panel, config)
+            future = forecast_tickers(fit, panel, config, residuals)
+        verdict = global_verdict(summary) if evaluate else ""
         tensors, meta = global_state(fit, panel)
         history = pd.DataFrame([vars(e) for e in fit.history])
         skipped = pd.DataFrame({"ticker": list(panel.skipped),
@@ -80,27 +86,29 @@ def run_global(config: Config, callback: Callback | None = None,
                                kind=Kind.GLOBAL) as folder:
             out = folder.path
             files.write_text(out / layout.CONFIG, config_to_toml(config))
-            files.write_csv(out / layout.PER_TICKER, per_ticker)
-            files.write_csv(out / layout.TEST_FORECASTS, table)
             files.write_csv(out / layout.SKIPPED, skipped)
             files.write_csv(out / layout.LOSS_HISTORY, history)
-            # Read back to calibrate forecast intervals: keep every digit.
-            files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
-            files.write_csv(out / layout.FORECAST, future)
+            if evaluate:
+                files.write_csv(out / layout.PER_TICKER, per_ticker)
+                files.write_csv(out / layout.TEST_FORECASTS, table)
+                # Read back to calibrate forecast intervals: keep every digit.
+                files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
+                files.write_csv(out / layout.FORECAST, future)
             run_folder.save_model(out, tensors, {
                 **meta, "config": config.to_dict(),
                 "versions": files.package_versions(MODEL_PACKAGES),
             })
             files.write_json(out / layout.METRICS, {
-                "kind": "global", **summary, "verdict": [global_verdict(summary)],
+                "kind": "global", "tickers": len(panel.series), **summary,
+                "verdict": [verdict] if verdict else [],
                 "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
                 "wall_seconds": round(seconds, 2), "environment": files.environment(),
             })
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
-    return GlobalRunResult(folder.final, per_ticker, summary, global_verdict(summary),
-                           panel.skipped, history, seconds, future)
+    return GlobalRunResult(folder.final, per_ticker, summary, verdict, panel.skipped, history,
+                           seconds, future, panel.tickers)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -90,6 +91,25 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     models = fit_models(series, split, config, names=("naive", "linear"))
     trained = Trained(config, frame, series, split, {"lstm": lstm, **models})
     return evaluate(trained)
+
+
+def forecast_tickers(
+    run_dir: str | Path, tickers: Sequence[str], data: str | None = None,
+    days: int | None = None, interval: float | None = None,
+) -> pd.DataFrame:
+    """:func:`forecast` for several tickers of a global model's folder (``["all"]``: every
+    one), as one long table with a ``ticker`` column first."""
+    names = [t.strip().upper() for t in tickers if t.strip()]
+    if run_folder.kind_of(run_folder.check_run(run_dir)) != Kind.GLOBAL:
+        raise ConfigError(f"{run_dir} holds a model of one series; --tickers is for the "
+                          "folders of `marketcast run --tickers`: drop it")
+    if names == ["ALL"]:
+        names = list(run_folder.load_model_files(Path(run_dir))[1]["tickers"])
+    frames = [forecast(run_dir, data, days, interval, ticker=t).assign(ticker=t) for t in names]
+    if not frames:
+        raise ConfigError("--tickers is empty; pass `all` or a comma-separated list")
+    table = pd.concat(frames, ignore_index=True)
+    return table[["ticker", *(c for c in table.columns if c != "ticker")]]
 
 
 def forecast(

@@ -58,11 +58,18 @@ def run(config, resume) -> None:
 
 
 @cli.command()
-@config_options
+@config_options(extra=GLOBAL_OPTIONS)
 def train(config, resume) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
-    from marketcast.api import train_run
+    from marketcast.api import run_global, train_run
 
+    if config.data.tickers:
+        with EpochProgress(err) as callback:
+            result = run_global(config, callback=callback, resume=resume, evaluate=False)
+        out.print(f"global model of {len(result.tickers)} tickers; run folder: "
+                  f"{result.path}", soft_wrap=True)
+        _print_report(result.path)
+        return
     with EpochProgress(err) as callback:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
@@ -158,13 +165,23 @@ def _print_distribution(result) -> None:
               help="Conformal interval coverage, 0 for none (default: the run's, 0.9).")
 @click.option("--ticker", default=None,
               help="Ticker to forecast, for the folder of a global model (run --tickers).")
+@click.option("--tickers", default=None,
+              help="Tickers to forecast (`all` or a comma-separated list), for the folder of "
+                   "a global model; one long table with a ticker column.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the forecast CSV here instead of printing it.")
-def forecast(run_dir, data, days, interval, ticker, output) -> None:
+def forecast(run_dir, data, days, interval, ticker, tickers, output) -> None:
     """Forecast the next trading days with a saved model."""
     from marketcast.api import forecast as forecast_api
+    from marketcast.api import forecast_tickers
 
-    frame = forecast_api(run_dir, data=data, days=days, interval=interval, ticker=ticker)
+    if ticker and tickers:
+        raise click.UsageError("pass --ticker (one) or --tickers (several), not both")
+    if tickers:
+        frame = forecast_tickers(run_dir, tickers.split(","), data=data, days=days,
+                                 interval=interval)
+    else:
+        frame = forecast_api(run_dir, data=data, days=days, interval=interval, ticker=ticker)
     text = frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
     if output is None:
         click.echo(text, nl=False)

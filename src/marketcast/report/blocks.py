@@ -62,7 +62,8 @@ class RunFiles:
             raise ArtifactError(f"{folder}/config.toml is not valid TOML: {exc}") from None
         kind = kind or run_folder.kind_of(folder)
         name = layout.TABLES.get(kind)
-        table = read_csv(folder / name, ["cutoff", "date"]) if name else None
+        table = (read_csv(folder / name, ["cutoff", "date"])
+                 if name and (folder / name).is_file() else None)
         return cls(folder, kind, metrics, config, table)
 
     def csv(self, name: str, dates=("date",)) -> pd.DataFrame | None:

@@ -76,6 +76,10 @@ def with_ticker(block: dict, ticker: str, n: int) -> dict:
 
 def _verdict(run: RunFiles) -> dict:
     m = run.metrics
+    if "theils_u_lstm" not in m:
+        return section("verdict", note(
+            "This folder holds a trained global model that was not scored (`marketcast "
+            "train --tickers`); `marketcast evaluate --run FOLDER` scores every ticker."))
     better, worse = m.get("lstm_better_pct", 0.0), m.get("lstm_worse_pct", 0.0)
     median = m.get("theils_u_lstm", {}).get("median")
     if better > worse and median is not None and median < 1:
