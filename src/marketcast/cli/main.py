@@ -152,7 +152,9 @@ def _print_distribution(result) -> None:
         u = result.summary[f"theils_u_{model}"]
         table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
     out.print(table)
-    out.print(f"verdict: {result.verdict}", soft_wrap=True)
+    lines = result.verdict if isinstance(result.verdict, list) else [result.verdict]
+    for line in lines:
+        out.print(f"verdict: {line}", soft_wrap=True)
 
 
 @cli.command()

@@ -67,7 +67,7 @@ def _scores(group: pd.DataFrame, base: np.ndarray, scale: float | None) -> dict:
         "mse": float(np.mean(err**2)),
         "rmse": rmse,
         "mae": mae,
-        "mape": float(np.mean(np.abs(err / y)) * 100),
+        "mape": _mape(err, y),
         "mase": mae / scale if scale else np.nan,
         "theils_u": rmse / base_rmse if base_rmse > 0 else np.nan,
         "directional_accuracy": 100.0 * hits / trials if calls else np.nan,
@@ -77,6 +77,12 @@ def _scores(group: pd.DataFrame, base: np.ndarray, scale: float | None) -> dict:
         "dm_stat": dm_stat,
         "dm_p_value": dm_p,
     }
+
+
+def _mape(err: np.ndarray, y: np.ndarray) -> float:
+    """Mean absolute percentage error (%); NaN where a target is 0 (log-return space)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.mean(np.abs(err / y)) * 100)
 
 
 def _benchmark_errors(group: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
