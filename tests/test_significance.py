@@ -1,5 +1,5 @@
 """The one judge of "better" and "worse", and every verdict that goes through it: the run
-verdict and the backtest verdict."""
+verdict, the backtest verdict, the global model's per-ticker calls and verdict."""
 
 import re
 
@@ -23,6 +23,7 @@ from marketcast.evaluation.significance import (
     tally,
 )
 from marketcast.evaluation.stats import diebold_mariano
+from marketcast.pipeline.global_model import global_verdict, summarize_tickers, ticker_scores
 
 # "better", "worse", "beats" or "loses to" said as a claim, i.e. not after "not significantly".
 CLAIM = re.compile(r"(?<!not significantly )\b(better|worse|beats?|loses to)\b")
@@ -179,6 +180,16 @@ def test_backtest_verdict_not_significant(h):
     assert all("not significantly different from the random walk" in line for line in judged)
 
 
+def test_global_calls_and_verdict_not_significant():
+    per_ticker = pd.DataFrame([ticker_scores(f"T{seed}", forecast_table(seed))
+                               for seed in (10, 11, 17)])
+    assert per_ticker["lstm_vs_naive"].tolist() == ["not significant"] * 3
+    line = global_verdict(summarize_tickers(per_ticker), per_ticker["lstm_vs_naive"])
+    assert claims(line) == []
+    assert line.endswith("not significantly different from the random walk on any of the 3 "
+                         "tickers (no DM p below 0.05)")
+
+
 # --- and when a difference is significant ---------------------------------------------------
 
 def test_significant_verdicts_say_so_with_the_p_value():
@@ -193,3 +204,12 @@ def test_significant_verdicts_say_so_with_the_p_value():
     assert bt[1].endswith("significantly worse than the random walk "
                           f"(DM p = {dm_p(table, 'linear', 'naive'):.3g})")
 
+
+def test_significant_global_call_and_verdict():
+    table = forecast_table(0, skilled=True)
+    assert ticker_scores("T0", table)["lstm_vs_naive"] == "better"
+    per_ticker = pd.DataFrame([ticker_scores("T0", table),
+                               ticker_scores("T11", forecast_table(11))])
+    assert global_verdict(summarize_tickers(per_ticker), per_ticker["lstm_vs_naive"]).endswith(
+        "significantly better than the random walk on 1 of 2 tickers (50.0%) and not "
+        "significantly different on 1 (50.0%); DM p < 0.05 decides")

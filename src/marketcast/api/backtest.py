@@ -121,8 +121,9 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
                                for t, rows in table.groupby("ticker", sort=False)])
     summary = summarize_tickers(per_ticker)
-    result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            [global_verdict(summary)], fits, 0.0, per_ticker, summary, skipped)
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
+                            per_ticker, summary, skipped)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_panel(result, config, panel)
