@@ -1,12 +1,15 @@
 """The one judge of "better" and "worse", and every verdict that goes through it: the run
-verdict, the backtest verdict, the global model's per-ticker calls and verdict."""
+verdict, the backtest verdict, the global model's per-ticker calls and verdict, and the
+report cards and sentences of run, backtest and global folders."""
 
+import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from marketcast import files
 from marketcast.evaluation.metrics import (
     accuracy,
     backtest_verdict,
@@ -24,6 +27,8 @@ from marketcast.evaluation.significance import (
 )
 from marketcast.evaluation.stats import diebold_mariano
 from marketcast.pipeline.global_model import global_verdict, summarize_tickers, ticker_scores
+from marketcast.report import render_report
+from marketcast.runs.layout import Kind
 
 # "better", "worse", "beats" or "loses to" said as a claim, i.e. not after "not significantly".
 CLAIM = re.compile(r"(?<!not significantly )\b(better|worse|beats?|loses to)\b")
@@ -213,3 +218,117 @@ def test_significant_global_call_and_verdict():
     assert global_verdict(summarize_tickers(per_ticker), per_ticker["lstm_vs_naive"]).endswith(
         "significantly better than the random walk on 1 of 2 tickers (50.0%) and not "
         "significantly different on 1 (50.0%); DM p < 0.05 decides")
+
+
+# --- report cards and sentences, from constructed folders ----------------------------------
+
+CONFIG = '[data]\nsource = "synthetic.csv"\ntarget = "close"\n'
+
+
+def run_folder(path, table: pd.DataFrame, saved: bool = True):
+    """A `run` folder as api.run writes its scores (no model, plots or manifest: the report
+    is given the kind, as api.run renders it before the manifest exists); without ``saved``,
+    as folders written before the comparisons were saved (and their verdict lines had no
+    test vs linear)."""
+    path.mkdir()
+    (path / "config.toml").write_text(CONFIG)
+    files.write_csv(path / "test_forecasts.csv", table)
+    pairs = compare(table, ["lstm"])
+    metrics = {"metrics": files.json_records(accuracy(table)), "verdict": verdict(pairs)}
+    if saved:
+        metrics["comparisons"] = files.json_records(pairs)
+    else:
+        metrics["verdict"] = ["LSTM RMSE 1 vs naive 1: 0.2% worse than tomorrow = today",
+                              "LSTM RMSE 1 vs linear 1: 3.9% better than the linear model"]
+    files.write_json(path / "metrics.json", metrics)
+    return path
+
+
+def backtest_folder(path, table: pd.DataFrame):
+    path.mkdir()
+    (path / "config.toml").write_text(CONFIG)
+    files.write_csv(path / "backtest.csv", table)
+    pairs, lag = compare(table), lag_copy(table)
+    files.write_json(path / "metrics.json", {
+        "kind": "backtest", "metrics": files.json_records(accuracy(table, by_step=True)),
+        "lag_copy": files.json_records(lag), "comparisons": files.json_records(pairs),
+        "verdict": backtest_verdict(pairs, lag)})
+    return path
+
+
+def global_folder(path, tables: list[pd.DataFrame]):
+    path.mkdir()
+    (path / "config.toml").write_text(CONFIG)
+    per_ticker = pd.DataFrame([ticker_scores(f"T{i}", t) for i, t in enumerate(tables)])
+    files.write_csv(path / "per_ticker.csv", per_ticker)
+    files.write_csv(path / "test_forecasts.csv", pd.concat(
+        [t.assign(ticker=f"T{i}") for i, t in enumerate(tables)], ignore_index=True))
+    summary = summarize_tickers(per_ticker)
+    files.write_json(path / "metrics.json", {
+        "kind": "global", **summary,
+        "verdict": [global_verdict(summary, per_ticker["lstm_vs_naive"])]})
+    return path
+
+
+def verdict_section(html: str) -> str:
+    """The visible text of the page's verdict section."""
+    part = html.split('<section id="verdict"', 1)[1].split("</section>", 1)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", part).split())
+
+
+def page_text(html: str) -> str:
+    body = re.sub(r"<style.*?</style>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_run_report_not_significant(tmp_path, saved):
+    table = forecast_table(10)
+    html = render_report(run_folder(tmp_path / "run", table, saved), Kind.RUN)
+    assert claims(page_text(html)) == []
+    text = verdict_section(html)
+    p = dm_p(table, "lstm", "linear")
+    # The card and the sentence vs linear, with one p-value.
+    assert "LSTM not significantly different from the linear model" in text
+    assert text.count(f"DM p = {p:.3g}") == 2
+    assert "3.9%" not in text  # an older folder's stale sentences are not shown
+
+
+def test_run_report_significant(tmp_path):
+    table = forecast_table(0, skilled=True)
+    text = verdict_section(render_report(run_folder(tmp_path / "run", table), Kind.RUN))
+    for other, label in (("naive", "the random walk"), ("linear", "the linear model")):
+        p = f"DM p = {dm_p(table, 'lstm', other):.3g}"
+        assert f"LSTM significantly better than {label}" in text  # the card
+        assert f"significantly better than {label} ({p})" in text  # the sentence
+        assert text.count(p) == 2
+
+
+def test_backtest_report_not_significant(tmp_path):
+    html = render_report(backtest_folder(tmp_path / "bt", forecast_table(10, h=2)),
+                         Kind.BACKTEST)
+    assert claims(page_text(html)) == []
+    assert "lstm at step 2: RMSE" in verdict_section(html)
+
+
+def test_global_report_not_significant(tmp_path):
+    tables = [forecast_table(s) for s in (10, 11, 17)]
+    html = render_report(global_folder(tmp_path / "g", tables), Kind.GLOBAL)
+    assert claims(page_text(html)) == []
+    text = verdict_section(html)
+    assert ("LSTM not significantly different from the random walk on any of the 3 tickers "
+            "(no DM p below 0.05)") in text
+
+
+def test_saved_comparisons_are_read_back(tmp_path):
+    table = forecast_table(0, skilled=True)
+    folder = run_folder(tmp_path / "run", table)
+    saved = json.loads((folder / "metrics.json").read_text())["comparisons"]
+    assert [(c["other"], c["call"]) for c in saved] == [("naive", "better"), ("linear", "better")]
+    # The report words the saved p-values (exact), not ones recomputed from the CSV.
+    saved[1]["dm_p_value"] = 0.2
+    files.write_json(folder / "metrics.json", {
+        **json.loads((folder / "metrics.json").read_text()), "comparisons": saved})
+    text = verdict_section(render_report(folder, Kind.RUN))
+    assert "LSTM not significantly different from the linear model" in text
+    assert text.count("DM p = 0.2") == 2
