@@ -36,7 +36,7 @@ def test_run_train_forecast_evaluate(capsys, prices_csv, tmp_path):
     code, out, _ = cli(capsys, "run", "--data", str(prices_csv), "--runs-dir", runs,
                        "--name", "a", *FAST)
     assert code == 0
-    assert "verdict: LSTM RMSE" in out and "than tomorrow = today" in out
+    assert "verdict: LSTM RMSE" in out and "the random walk (DM p = " in out
     assert "run folder: " in out
     assert out.rstrip().endswith(f"report: {tmp_path / 'runs' / 'a' / 'report.html'}")
     saved = (tmp_path / "runs" / "a" / "forecast.csv").read_text()

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from marketcast.evaluation.metrics import accuracy, verdict
+from marketcast.evaluation.metrics import accuracy, compare, verdict
 from marketcast.evaluation.stats import (
     autocorrelation,
     binomial_p_value,
@@ -68,11 +68,14 @@ def test_accuracy_values():
     assert np.isnan(naive["directional_accuracy"])  # a random walk calls no direction
 
 
-def test_verdict_says_worse_and_not_significant():
-    scores = accuracy(table([10.0, 11.2, 12.1, 10.9]))
-    (line,) = verdict(scores)
-    assert "worse than tomorrow = today" in line
-    assert "not significant" in line
+def test_verdict_shows_the_difference_but_calls_it_not_significant():
+    pairs = compare(table([10.0, 11.2, 12.1, 10.9]))
+    (line,) = verdict(pairs)
+    p = accuracy(table([10.0, 11.2, 12.1, 10.9])).set_index("model").loc["lstm", "dm_p_value"]
+    assert p > 0.05
+    # RMSE sqrt((1 + 0.64 + 1.21 + 4.41) / 4) = 1.347 against sqrt(7 / 4) = 1.323.
+    assert line == ("LSTM RMSE 1.347 vs naive 1.323 (+1.8%): not significantly different from "
+                    f"the random walk (DM p = {p:.3g})")
 
 
 def test_autocorrelation_and_ljung_box_match_statsmodels():

@@ -16,7 +16,7 @@ from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
-from marketcast.evaluation.metrics import accuracy, backtest_verdict, lag_copy
+from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
 from marketcast.pipeline.series import load_series
 from marketcast.pipeline.walkforward import in_sample_scale, walk_forward
 from marketcast.report import render_report
@@ -43,6 +43,9 @@ class BacktestResult:
     per_ticker: pd.DataFrame | None = None
     summary: dict | None = None
     skipped: dict[str, str] | None = None
+    # One series: every model against the random walk and the linear model, per step
+    # (metrics.compare), behind the verdict lines.
+    comparisons: pd.DataFrame | None = None
 
 
 def backtest(
@@ -53,8 +56,8 @@ def backtest(
     """Walk-forward evaluation of every configured model against the random walk.
 
     Scores per model and horizon step in price and log-return space, the Diebold-Mariano
-    test against the random walk, the lag-copy check, and conformal intervals with their
-    empirical coverage. With ``write``, everything is saved as a run folder.
+    tests against the random walk and the linear model, the lag-copy check, and conformal
+    intervals with their empirical coverage. With ``write``, everything is saved as a run folder.
     """
     started = time.perf_counter()
     config = config or Config()
@@ -74,9 +77,10 @@ def backtest(
     scores = accuracy(table, by_step=True, scale=scale)
     scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
     lag = lag_copy(table)
+    pairs = compare(table)
     cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            backtest_verdict(scores, lag), fits, 0.0)
+                            backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write(result, config, frame)
@@ -117,8 +121,9 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
                                for t, rows in table.groupby("ticker", sort=False)])
     summary = summarize_tickers(per_ticker)
-    result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            [global_verdict(summary)], fits, 0.0, per_ticker, summary, skipped)
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
+                            per_ticker, summary, skipped)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_panel(result, config, panel)
@@ -168,6 +173,7 @@ def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
             "metrics": files.json_records(result.scores),
             "metrics_log_return": files.json_records(result.scores_log_return),
             "lag_copy": files.json_records(result.lag_copy),
+            "comparisons": files.json_records(result.comparisons),
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
             "verdict": result.verdict,

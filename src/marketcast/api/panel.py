@@ -76,7 +76,8 @@ def run_global(config: Config, callback: Callback | None = None,
             summary = summarize_tickers(per_ticker)
             residuals = ticker_residuals(fit, panel, config)
             future = forecast_tickers(fit, panel, config, residuals)
-        verdict = global_verdict(summary) if evaluate else ""
+        verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist()) if evaluate
+                   else "")
         tensors, meta = global_state(fit, panel)
         history = pd.DataFrame([vars(e) for e in fit.history])
         skipped = pd.DataFrame({"ticker": list(panel.skipped),
@@ -153,7 +154,8 @@ def evaluate_global(run_dir: str | Path,
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
     summary = summarize_tickers(per_ticker)
-    return GlobalEvaluation(per_ticker, summary, global_verdict(summary), table)
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    return GlobalEvaluation(per_ticker, summary, verdict, table)
 
 
 def panel_summary(panel) -> dict:

@@ -41,6 +41,9 @@ class Evaluation:
     verdict: list[str] = field(default_factory=list)
     # LSTM out-of-sample residuals per step up to the forecast length (for intervals).
     residuals: pd.DataFrame | None = None
+    # The LSTM against the random walk and the linear model, per step, with the DM test
+    # behind each verdict sentence (metrics.compare).
+    comparisons: pd.DataFrame | None = None
 
 
 @dataclass

@@ -78,6 +78,8 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         plots.plot_test(predictions, config.data.target, out / layout.TEST_PLOT)
         summary["metrics"] = files.json_records(evaluation.scores)
         summary["metrics_by_step"] = files.json_records(evaluation.scores_by_step)
+        # The p-values behind the verdict, exact: the report words its cards from these.
+        summary["comparisons"] = files.json_records(evaluation.comparisons)
         summary["verdict"] = evaluation.verdict
     if future is not None:
         files.write_csv(out / layout.FORECAST, future)

@@ -64,15 +64,18 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
 
 def evaluate(trained: Trained) -> Evaluation:
     """Score every model on the test period, each forecasting from the true history only."""
-    from marketcast.evaluation.metrics import accuracy, verdict  # scipy.stats: not for `forecast`
+    # scipy.stats: not for `forecast`
+    from marketcast.evaluation.metrics import accuracy, compare, verdict
 
     config, lstm = trained.config, trained.lstm
     table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
     scores = accuracy(table)
+    comparisons = compare(table, ["lstm"])
     # Recursion needs the target as only input; with extra features stop at the horizon.
     steps = config.forecast.days if lstm.transform_.n_features_ == 1 else config.model.horizon
     residuals = test_residuals(lstm, trained.series, trained.split, steps)
-    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(scores), residuals)
+    return Evaluation(table, scores, accuracy(table, by_step=True), verdict(comparisons),
+                      residuals, comparisons)
 
 
 def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:

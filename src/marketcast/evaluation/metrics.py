@@ -3,15 +3,20 @@
 The table has one row per (model, cutoff, step): columns ``model, cutoff, date, step, y,
 y_hat, y_cutoff`` where ``y_cutoff`` is the last price observed at the cutoff. Scores come in
 price space (price units) or log-return space (``log(y / y_cutoff)`` against
-``log(y_hat / y_cutoff)``), always against the random walk on the same rows.
+``log(y_hat / y_cutoff)``), always against the random walk on the same rows. :func:`compare`
+pairs any two models on the same rows, and the verdicts word those comparisons with the one
+judge of :mod:`marketcast.evaluation.significance`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from marketcast.evaluation import significance
 from marketcast.evaluation.stats import binomial_p_value, diebold_mariano
 
 BENCHMARK = "naive"
@@ -120,45 +125,91 @@ def lag_copy(table: pd.DataFrame) -> pd.DataFrame:
             "change_corr": float(corr),
             "change_corr_p": float(p),
             "closer_to_last": 100.0 * float(np.mean(np.abs(predicted) < np.abs(y_hat - y))),
-            "echoes_last": bool(ratio < 0.2 and p >= 0.05),
+            "echoes_last": bool(ratio < 0.2 and not significance.significant(p)),
         })
     return pd.DataFrame(rows)
 
 
-def verdict(scores: pd.DataFrame, model: str = "lstm") -> list[str]:
-    """Plain sentences comparing ``model`` with the random walk and the linear baseline."""
-    by_model = scores.set_index("model")
-    if model not in by_model.index:
-        return []
-    ours = by_model.loc[model]
+# Columns of compare(): one row per (model, other, step).
+COMPARISON_COLUMNS = ["model", "other", "step", "n", "rmse", "rmse_other", "dm_stat",
+                      "dm_p_value", "call"]
+
+
+def compare(table: pd.DataFrame, models: Sequence[str] | None = None,
+            others: Sequence[str] = (BENCHMARK, "linear")) -> pd.DataFrame:
+    """Each of ``models`` against each of ``others`` on the same rows, per step.
+
+    Rows are paired on (cutoff, step): both models forecast the same targets from the same
+    origins. ``models`` defaults to every model but the random walk, in table order.
+
+    Returns
+    -------
+    DataFrame
+        One row per (model, other, step): ``model, other, step, n, rmse, rmse_other,
+        dm_stat, dm_p_value`` (the Diebold-Mariano test of equal squared error; negative
+        statistic: ``model`` has the smaller errors) and ``call``, the judgement of
+        :func:`marketcast.evaluation.significance.call`.
+    """
+    names = list(table["model"].unique())
+    models = [m for m in names if m != BENCHMARK] if models is None else models
+    rows = []
+    for model in models:
+        ours = table[table["model"] == model]
+        keys = pd.MultiIndex.from_arrays([ours["cutoff"], ours["step"]])
+        for other in others:
+            if other == model or other not in names:
+                continue
+            theirs = table[table["model"] == other].set_index(["cutoff", "step"])["y_hat"]
+            paired = ours.assign(y_hat_other=theirs.reindex(keys).to_numpy())
+            paired = paired.dropna(subset=["y_hat_other"])
+            for step, group in paired.groupby("step", sort=True):
+                rows.append({"model": model, "other": other, "step": step,
+                             **_paired_scores(group)})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def _paired_scores(group: pd.DataFrame) -> dict:
+    y = group["y"].to_numpy()
+    err, err_other = group["y_hat"].to_numpy() - y, group["y_hat_other"].to_numpy() - y
+    rmse, rmse_other = float(np.sqrt(np.mean(err**2))), float(np.sqrt(np.mean(err_other**2)))
+    dm_stat, dm_p = diebold_mariano(err, err_other, h=int(group["step"].iloc[0]))
+    return {"n": len(group), "rmse": rmse, "rmse_other": rmse_other, "dm_stat": dm_stat,
+            "dm_p_value": dm_p, "call": significance.call(dm_p, rmse - rmse_other)}
+
+
+def model_label(model: str) -> str:
+    """How sentences name a model: "the random walk", "the linear model", "the drift model"."""
+    return "the random walk" if model == BENCHMARK else f"the {model} model"
+
+
+def verdict(comparisons: pd.DataFrame) -> list[str]:
+    """Plain sentences, one per row of :func:`compare`, e.g. ``"LSTM RMSE 25.15 vs linear
+    26.16 (-3.9%): significantly better than the linear model (DM p = 0.011)"``; the step
+    is named when there are several."""
+    several = comparisons["step"].nunique() > 1
     lines = []
-    for other, label in ((BENCHMARK, "tomorrow = today"), ("linear", "the linear model")):
-        if other not in by_model.index:
-            continue
-        theirs = by_model.loc[other]
-        line = f"{model.upper()} RMSE {ours['rmse']:.4g} vs {other} {theirs['rmse']:.4g}: " + \
-            _relative(ours["rmse"], theirs["rmse"], label)
-        if other == BENCHMARK:
-            line += _significance(ours["dm_p_value"])
-        lines.append(line)
+    for row in comparisons.itertuples():
+        where = f" at step {row.step}" if several else ""
+        lines.append(f"{row.model.upper()}{where} RMSE {row.rmse:.4g} vs {row.other} "
+                     f"{row.rmse_other:.4g} ({row.rmse / row.rmse_other - 1:+.1%}): "
+                     + significance.judgement(row.dm_p_value, row.rmse - row.rmse_other,
+                                              model_label(row.other)))
     return lines
 
 
-def backtest_verdict(scores_by_step: pd.DataFrame, lag: pd.DataFrame) -> list[str]:
-    """One line per model and step against the random walk, called better or worse only
-    when the Diebold-Mariano p-value is below 0.05; then any echo warnings."""
+def backtest_verdict(comparisons: pd.DataFrame, lag: pd.DataFrame) -> list[str]:
+    """One line per model and step against the random walk (the rows of :func:`compare`
+    whose ``other`` is the random walk), judged by the Diebold-Mariano test; then any echo
+    warnings of :func:`lag_copy`."""
     lines = []
-    base = scores_by_step[scores_by_step["model"] == BENCHMARK].set_index("step")["rmse"]
-    for row in scores_by_step[scores_by_step["model"] != BENCHMARK].itertuples():
-        where = f" at step {row.step}" if len(base) > 1 else ""
-        p = row.dm_p_value
-        if np.isfinite(p) and p < 0.05:
-            judged = "better" if row.rmse < base[row.step] else "worse"
-            outcome = f"significantly {judged} than the random walk (DM p = {p:.3g})"
-        else:
-            outcome = f"not significantly different from the random walk (DM p = {p:.2g})"
-        lines.append(f"{row.model}{where}: RMSE {row.rmse:.4g} vs naive {base[row.step]:.4g} "
-                     f"({row.rmse / base[row.step] - 1:+.1%}), {outcome}")
+    against = comparisons[comparisons["other"] == BENCHMARK]
+    several = against["step"].nunique() > 1
+    for row in against.itertuples():
+        where = f" at step {row.step}" if several else ""
+        lines.append(f"{row.model}{where}: RMSE {row.rmse:.4g} vs naive {row.rmse_other:.4g} "
+                     f"({row.rmse / row.rmse_other - 1:+.1%}), "
+                     + significance.judgement(row.dm_p_value, row.rmse - row.rmse_other,
+                                              model_label(BENCHMARK)))
     for row in lag.itertuples():
         # Baselines that are random walks by design echo by design; the warning is for
         # learned models.
@@ -168,16 +219,3 @@ def backtest_verdict(scores_by_step: pd.DataFrame, lag: pd.DataFrame) -> list[st
                 f"as prices and {row.closer_to_last:.0f}% of them sit nearer the last price "
                 "than the outcome")
     return lines
-
-
-def _relative(ours: float, theirs: float, label: str) -> str:
-    change = ours / theirs - 1
-    return f"{abs(change):.1%} {'better' if change < 0 else 'worse'} than {label}"
-
-
-def _significance(p: float) -> str:
-    if not np.isfinite(p):
-        return " (Diebold-Mariano test not computable)"
-    if p < 0.05:
-        return f"; significant (Diebold-Mariano p = {p:.3g})"
-    return f"; the difference is not significant (Diebold-Mariano p = {p:.2g})"

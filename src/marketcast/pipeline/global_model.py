@@ -9,14 +9,15 @@ then summarises the distribution of Theil's U and of the Diebold-Mariano verdict
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.evaluation.metrics import accuracy
+from marketcast.evaluation import significance
+from marketcast.evaluation.metrics import accuracy, model_label
 from marketcast.models import LSTMForecaster, make_model
 from marketcast.nn.train import Callback, Checkpoints, EpochLog
 from marketcast.pipeline.panel import Panel, fit_inputs
@@ -28,9 +29,6 @@ from marketcast.pipeline.series import (
     test_residuals,
     test_table,
 )
-
-# A Diebold-Mariano p-value below this calls the LSTM better or worse than the random walk.
-SIGNIFICANCE = 0.05
 
 
 @dataclass
@@ -128,10 +126,9 @@ def evaluate_tickers(
     models: dict[str, LSTMForecaster], panel: Panel, config: Config,
     on_ticker: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per ticker: test-period RMSE of lstm, naive and linear, Theil's U of lstm and
-    linear, the LSTM's Diebold-Mariano statistic and p-value against the random walk, and
-    ``lstm_vs_naive`` ("better", "worse" or "not significant" at p < 0.05); and the long
-    test-period table of every ticker (``ticker`` first, then the columns of one series')."""
+    """One row per ticker, its :func:`ticker_scores`, each ticker forecast as ``marketcast
+    run`` forecasts one series; and the long test-period table of every ticker (``ticker``
+    first, then the columns of one series')."""
     rows, tables = [], []
     h = config.model.horizon
     for i, (ticker, one) in enumerate(panel.series.items()):
@@ -152,7 +149,9 @@ def evaluate_tickers(
 def ticker_scores(ticker: str, table: pd.DataFrame) -> dict:
     """One ticker's row of ``per_ticker.csv`` from its long table (step-1 forecasts): RMSE of
     lstm, naive and linear, Theil's U of lstm and linear, the LSTM's Diebold-Mariano
-    statistic and p-value against the random walk, and ``lstm_vs_naive``."""
+    statistic and p-value against the random walk, and ``lstm_vs_naive``, the judgement of
+    :func:`marketcast.evaluation.significance.call` ("better", "worse" or "not
+    significant")."""
     scores = accuracy(table[table["step"] == 1]).set_index("model")
     lstm = scores.loc["lstm"]
     return {
@@ -165,7 +164,8 @@ def ticker_scores(ticker: str, table: pd.DataFrame) -> dict:
         "theils_u_linear": scores.loc["linear", "theils_u"],
         "dm_stat": lstm["dm_stat"],
         "dm_p_value": lstm["dm_p_value"],
-        "lstm_vs_naive": _call(lstm["dm_stat"], lstm["dm_p_value"]),
+        "lstm_vs_naive": significance.call(lstm["dm_p_value"],
+                                           lstm["rmse"] - scores.loc["naive", "rmse"]),
     }
 
 
@@ -179,23 +179,17 @@ def summarize_tickers(per_ticker: pd.DataFrame) -> dict:
         out[f"theils_u_{model}"] = {"q1": float(q1), "median": float(median), "q3": float(q3)}
     calls = per_ticker["lstm_vs_naive"]
     n = max(len(calls), 1)
-    out["lstm_better_pct"] = 100.0 * float((calls == "better").sum()) / n
-    out["lstm_worse_pct"] = 100.0 * float((calls == "worse").sum()) / n
+    out["lstm_better_pct"] = 100.0 * float((calls == significance.BETTER).sum()) / n
+    out["lstm_worse_pct"] = 100.0 * float((calls == significance.WORSE).sum()) / n
     return out
 
 
-def global_verdict(summary: dict) -> str:
+def global_verdict(summary: dict, calls: Sequence[str]) -> str:
+    """The verdict of a global model: Theil's U quartiles from :func:`summarize_tickers` and
+    the per-ticker judgements (``lstm_vs_naive`` of :func:`ticker_scores`) counted."""
     u = summary["theils_u_lstm"]
     return (
         f"global LSTM over {summary['tickers']} tickers: median Theil's U {u['median']:.3f} "
-        f"(quartiles {u['q1']:.3f} .. {u['q3']:.3f}; below 1 beats tomorrow = today); "
-        f"significantly better than the random walk on {summary['lstm_better_pct']:.1f}% of "
-        f"tickers, significantly worse on {summary['lstm_worse_pct']:.1f}% "
-        f"(Diebold-Mariano p < {SIGNIFICANCE})"
+        f"(quartiles {u['q1']:.3f} .. {u['q3']:.3f}; the random walk's is 1); "
+        + significance.tally(calls, model_label("naive"))
     )
-
-
-def _call(stat: float, p: float) -> str:
-    if np.isfinite(p) and p < SIGNIFICANCE:
-        return "better" if stat < 0 else "worse"
-    return "not significant"

@@ -2,13 +2,15 @@
 
 One LSTM over many tickers is judged by the distribution of its per-ticker scores, so the
 page shows that distribution (Theil's U of the LSTM and the linear model against the random
-walk's 1.0, the shares of tickers where the LSTM is significantly better or worse) where a
+walk's 1.0, how many tickers the LSTM is significantly better or worse on) where a
 single-series report shows one test period. Configuration, training loss and environment
 are the single-series report's sections.
 """
 
 from __future__ import annotations
 
+from marketcast.evaluation.metrics import BENCHMARK, model_label
+from marketcast.evaluation.significance import ALPHA, tally
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, figure, fmt, note, pairs, section
 from marketcast.report.single import (
@@ -53,7 +55,8 @@ def global_sections(run: RunFiles) -> list[dict]:
         forecast["blocks"].extend(_forecast(run)["blocks"])
     test, backtest, residuals = one_series
     return [
-        _verdict(run), configuration(run), _data(run), loss(run), _tickers(run, per_ticker),
+        _verdict(run, per_ticker), configuration(run), _data(run), loss(run),
+        _tickers(run, per_ticker),
         test, backtest, forecast, residuals, environment(run),
     ]
 
@@ -74,7 +77,7 @@ def with_ticker(block: dict, ticker: str, n: int) -> dict:
     return {**block, "blocks": [shown, *block["blocks"]]}
 
 
-def _verdict(run: RunFiles) -> dict:
+def _verdict(run: RunFiles, per_ticker) -> dict:
     m = run.metrics
     if "theils_u_lstm" not in m:
         return section("verdict", note(
@@ -83,19 +86,20 @@ def _verdict(run: RunFiles) -> dict:
     better, worse = m.get("lstm_better_pct", 0.0), m.get("lstm_worse_pct", 0.0)
     median = m.get("theils_u_lstm", {}).get("median")
     if better > worse and median is not None and median < 1:
-        tone, word = "good", "beats"
+        tone = "good"
     elif worse > better:
-        tone, word = "bad", "loses to"
+        tone = "bad"
     else:
-        tone, word = "neutral", "does not beat"
+        tone = "neutral"
+    judged = (tally(per_ticker["lstm_vs_naive"], model_label(BENCHMARK))
+              if per_ticker is not None else "not judged: this folder has no per_ticker.csv")
     card = {
         "tone": tone,
-        "headline": f"LSTM {word} the random walk across {m.get('tickers', '?')} tickers",
-        "detail": f"significantly better on {better:.1f}% of tickers, significantly worse on "
-                  f"{worse:.1f}%; median Theil's U {fmt(median, '{:.3f}')}",
+        "headline": f"LSTM {judged}",
+        "detail": f"median Theil's U {fmt(median, '{:.3f}')} (the random walk's is 1)",
     }
     caption = ("Each ticker's one-day-ahead test forecasts against tomorrow = today, "
-               "Diebold-Mariano test of equal squared error (p < 0.05 decides).")
+               f"Diebold-Mariano test of equal squared error (p < {ALPHA:g} decides).")
     lines = m.get("verdict", [])
     return section("verdict", {"kind": "cards", "cards": [card], "caption": caption},
                     {"kind": "list", "items": lines} if lines else None)
@@ -126,8 +130,8 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
     if per_ticker is None or per_ticker.empty:
         return section("tickers", note("No per-ticker scores in this folder."))
     m = run.metrics
-    quartiles = {"kind": "table", "caption": "Theil's U over tickers (below 1: better than the "
-                 "random walk)", "columns": ["model", "q1", "median", "q3"],
+    quartiles = {"kind": "table", "caption": "Theil's U over tickers (below 1: a smaller RMSE "
+                 "than the random walk's)", "columns": ["model", "q1", "median", "q3"],
                  "rows": [[{"model": model}, *(fmt(m[f"theils_u_{model}"][q], "{:.3f}")
                                               for q in ("q1", "median", "q3"))]
                           for model in ("lstm", "linear")]}
@@ -141,9 +145,8 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
                 caption="Theil's U of each ticker's test period; the dashed line is the "
                         "random walk."),
         quartiles,
-        {"kind": "text", "text": f"The LSTM is significantly better than the random walk on "
-         f"{m['lstm_better_pct']:.1f}% of the tickers and significantly worse on "
-         f"{m['lstm_worse_pct']:.1f}%; on the rest the difference is not significant."},
+        {"kind": "text", "text": "The LSTM is "
+         f"{tally(per_ticker['lstm_vs_naive'], model_label(BENCHMARK))}."},
         every)
 
 

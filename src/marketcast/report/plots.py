@@ -180,7 +180,8 @@ def plot_theils_u(per_ticker: pd.DataFrame, out: Path | BinaryIO) -> None:
                 label=f"{name} (median {np.nanmedian(v):.3f})")
     ax.axvline(1.0, color=color("naive"), linewidth=1.4, linestyle="--",
                label="random walk (U = 1)")
-    ax.set(xlabel="Theil's U on the test period: RMSE / the random walk's RMSE (below 1: better)",
+    ax.set(xlabel="Theil's U on the test period: RMSE / the random walk's RMSE "
+                  "(below 1: smaller RMSE)",
            ylabel="tickers", title=f"{len(per_ticker)} tickers, one global LSTM")
     ax.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     ax.legend(fontsize="small")

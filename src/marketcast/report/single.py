@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from marketcast.evaluation.metrics import BENCHMARK
-from marketcast.evaluation.stats import diebold_mariano, ljung_box
+from marketcast.evaluation.metrics import (
+    BENCHMARK,
+    COMPARISON_COLUMNS,
+    backtest_verdict,
+    compare,
+    verdict,
+)
+from marketcast.evaluation.significance import (
+    ALPHA,
+    BETTER,
+    WORSE,
+    call,
+    format_p,
+    phrase,
+    significant,
+)
+from marketcast.evaluation.stats import ljung_box
 from marketcast.report import plots
 from marketcast.report.blocks import (
     RunFiles,
@@ -32,6 +46,12 @@ def single_sections(run: RunFiles) -> list[dict]:
         backtest_section(run), forecast_section(run), residuals_section(run), environment(run),
     ]
 
+
+# How the headline cards name the models a forecast is compared with.
+CARD_LABELS = {BENCHMARK: "the random walk (tomorrow = today)", "linear": "the linear model"}
+TONES = {BETTER: "good", WORSE: "bad"}
+
+
 def _verdict(run: RunFiles) -> dict:
     model = run.focus
     if run.table is None:
@@ -41,10 +61,9 @@ def _verdict(run: RunFiles) -> dict:
     if model is None:
         return section("verdict", note("Only the random walk was evaluated: nothing to "
                                          "compare it with."))
-    one = run.table[run.table["step"] == 1]
-    cards = [_compare(one, model, other, label) for other, label in
-             ((BENCHMARK, "the random walk (tomorrow = today)"), ("linear", "the linear model"))
-             if other in set(one["model"]) and other != model]
+    pairs = comparisons(run)
+    one = pairs[(pairs["model"] == model) & (pairs["step"] == pairs["step"].min())]
+    cards = [_card(row) for row in one.itertuples() if row.other in CARD_LABELS]
     echo = [r for r in run.metrics.get("lag_copy", []) if r["model"] == model and r["echoes_last"]]
     if echo:
         cards.append({"tone": "bad", "headline": f"{model.upper()} echoes yesterday",
@@ -52,37 +71,42 @@ def _verdict(run: RunFiles) -> dict:
                                 f"prices; {echo[0]['closer_to_last']:.0f}% sit nearer the last "
                                 "price than the outcome"})
     where = "walk-forward backtest" if run.kind == "backtest" else "test period"
-    caption = (f"{model.upper()} one-day-ahead forecasts on the {where}, "
-               f"{one['cutoff'].nunique()} origins; Diebold-Mariano test of equal squared "
-               "error (p < 0.05 decides).")
-    lines = run.metrics.get("verdict", [])
+    origins = run.table.loc[run.table["model"] == model, "cutoff"].nunique()
+    caption = (f"{model.upper()} one-day-ahead forecasts on the {where}, {origins} origins; "
+               f"Diebold-Mariano test of equal squared error (p < {ALPHA:g} decides).")
+    # Worded again from the comparisons, so that a folder written before the cards and the
+    # sentences shared one judge shows no sentence the cards contradict.
+    if run.kind == "backtest":
+        lines = backtest_verdict(pairs, pd.DataFrame(run.metrics.get("lag_copy", [])))
+    else:
+        lines = verdict(pairs)
     return section(
         "verdict",
         {"kind": "cards", "cards": cards, "caption": caption},
         {"kind": "list", "items": lines} if lines else None)
 
 
-def _compare(one: pd.DataFrame, model: str, other: str, label: str) -> dict:
-    """Headline card: RMSE of ``model`` against ``other`` on the same rows, with DM p."""
-    pair = one[one["model"].isin([model, other])].pivot_table(
-        index="cutoff", columns="model", values=["y", "y_hat"]).dropna()
-    y = pair[("y", model)].to_numpy()
-    e_model, e_other = pair[("y_hat", model)].to_numpy() - y, pair[("y_hat", other)].to_numpy() - y
-    rmse, rmse_other = np.sqrt(np.mean(e_model**2)), np.sqrt(np.mean(e_other**2))
-    _, p = diebold_mariano(e_model, e_other, h=1)
-    change = rmse / rmse_other - 1
-    if math.isfinite(p) and p < 0.05:
-        tone, word = ("good", "beats") if change < 0 else ("bad", "loses to")
-    elif change >= 0:
-        tone, word = "neutral", "does not beat"
-    else:
-        tone, word = "neutral", "is not significantly better than"
+def comparisons(run: RunFiles) -> pd.DataFrame:
+    """The comparisons behind a run or backtest folder's verdict (see
+    :func:`marketcast.evaluation.metrics.compare`): those saved in ``metrics.json``, or, for
+    folders written before they were saved, computed from the folder's forecast table."""
+    saved = run.metrics.get("comparisons")
+    if saved is not None:
+        frame = pd.DataFrame(saved, columns=COMPARISON_COLUMNS)
+        # JSON keeps a NaN p-value as null; the judge reads NaN as "not computable".
+        return frame.astype({"dm_stat": float, "dm_p_value": float})
+    # What `run` compares (its LSTM) and what `backtest` compares (every model).
+    return compare(run.table, None if run.kind == "backtest" else [run.focus])
+
+
+def _card(row) -> dict:
+    """Headline card of one comparison: the judgement, the RMSEs and the DM p-value."""
+    judged = call(row.dm_p_value, row.rmse - row.rmse_other)
     return {
-        "tone": tone,
-        "headline": f"{model.upper()} {word} {label}",
-        "detail": f"RMSE {rmse:.3f} vs {rmse_other:.3f} ({change:+.1%}); "
-                  f"DM p = {fmt(p, '{:.3g}')}"
-                  + ("" if tone != "neutral" else ", not significant"),
+        "tone": TONES.get(judged, "neutral"),
+        "headline": f"{row.model.upper()} {phrase(judged, CARD_LABELS[row.other])}",
+        "detail": f"RMSE {row.rmse:.3f} vs {row.rmse_other:.3f} "
+                  f"({row.rmse / row.rmse_other - 1:+.1%}); {format_p(row.dm_p_value)}",
     }
 
 
@@ -234,11 +258,11 @@ def residuals_section(run: RunFiles) -> dict:
     r = residuals[model]
     lags = max(1, min(10, len(r) // 5))
     q, p = ljung_box(r, lags)
-    verdict = ("pattern is left that the model did not use" if p < 0.05
-               else "no significant pattern is left")
+    left = ("pattern is left that the model did not use" if significant(p)
+            else "no significant pattern is left")
     text = (f"One-day-ahead residuals of {model}: n {len(r)}, mean {r.mean():+.3g} (bias), "
             f"standard deviation {r.std(ddof=1):.3g} price units. Ljung-Box over {lags} lags: "
-            f"Q = {q:.3g}, p = {p:.3g}: {verdict}.")
+            f"Q = {q:.3g}, p = {p:.3g}: {left}.")
     return section("residuals", figure(
         plots.plot_residuals, dict(sorted(residuals.items(), key=lambda kv: kv[0] != model)),
         model, run.target, alt="Residual histogram and autocorrelation",
