@@ -35,9 +35,9 @@ def time_to_accuracy(seed: int = 0, max_epochs: int = 60, until: str = "naive") 
     y = frame["close"].to_numpy(np.float64)
     n_test = round(0.15 * len(y))
     n_train = len(y) - n_test
-    origins = np.arange(n_train - 1, len(y) - 1)
-    actual = y[origins + 1]
-    naive_rmse = float(np.sqrt(np.mean((y[origins] - actual) ** 2)))
+    cutoffs = np.arange(n_train - 1, len(y) - 1)
+    actual = y[cutoffs + 1]
+    naive_rmse = float(np.sqrt(np.mean((y[cutoffs] - actual) ** 2)))
     model = LSTMForecaster(ModelConfig(lookback=100),
                            TrainConfig(max_epochs=max_epochs, seed=seed))
     clock, curve, reached = 0.0, [], {}
@@ -45,7 +45,7 @@ def time_to_accuracy(seed: int = 0, max_epochs: int = 60, until: str = "naive") 
     def score(log, _max_epochs):
         nonlocal clock
         clock += log.seconds
-        y_hat = model.transform_.forecast(model._predict_scaled, y, None, origins, 1)[:, 0]
+        y_hat = model.transform_.forecast(model._predict_scaled, y, None, cutoffs, 1)[:, 0]
         rmse = float(np.sqrt(np.mean((y_hat - actual) ** 2)))
         curve.append((log.epoch, round(clock, 2), round(rmse, 3)))
         for name, level in (("target", TARGET_RMSE), ("naive", naive_rmse)):

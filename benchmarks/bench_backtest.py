@@ -1,6 +1,6 @@
 """The 10-refit LSTM backtest: folds in worker processes against fits one after another.
 
-Walk-forward over the default 250 origins refitting every 25 (10 LSTM fits on 1,500 to
+Walk-forward over the default 250 cutoffs refitting every 25 (10 LSTM fits on 1,500 to
 1,750 rows, lookback 60, the default model), with ``--epochs`` per fit (no early stopping:
 patience above it) so that both variants do exactly the same work. Alternating:
 

@@ -3,7 +3,7 @@
 Each size runs in a fresh subprocess (so peak memory is that size's alone):
 
 1. load: ``panel.load_panel`` (reads the whole long file once, validates and splits each
-   ticker) and ``panel.pool`` (per-ticker scalers, one float32 array, origin indices);
+   ticker) and ``panel.pool`` (per-ticker scalers, one float32 array, cutoff indices);
 2. one training epoch of ``global_model.fit_global`` with the default model (3 x LSTM(50),
    lookback 60, batch 64, log returns), ``max_epochs=1``, validation pass included.
 
@@ -53,10 +53,10 @@ def measure(n: int, data: Path, threads: int) -> dict:
     epoch = fit.history[0]
     return {
         "tickers": len(panel.series), "skipped": len(panel.skipped),
-        "train_windows": len(pooled.train_origins), "val_windows": len(pooled.val_origins),
+        "train_windows": len(pooled.train_cutoffs), "val_windows": len(pooled.val_cutoffs),
         "pooled_mib": round(pooled.Z.nbytes / 2**20, 3), "load_s": round(load_s, 2),
         "epoch_s": round(epoch.seconds, 2),
-        "windows_per_s": round(len(pooled.train_origins) / epoch.seconds),
+        "windows_per_s": round(len(pooled.train_cutoffs) / epoch.seconds),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_load_mib": round(peak_load_mib),
         "peak_train_mib": round(_vm_hwm_mib()) if reset else None,

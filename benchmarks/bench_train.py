@@ -5,7 +5,7 @@ Model (the seed notebook's): 3 x LSTM(50), lookback 100, batch 64, dropout 0.2, 
 clipping at norm 1.0. Data: every window of ``load_prices('sp500', start='2010-01-01')``
 (2,264 days -> 2,164 windows).
 
-* ours: ``marketcast.nn.train.fit_network`` for one epoch per call, no validation origins (so
+* ours: ``marketcast.nn.train.fit_network`` for one epoch per call, no validation cutoffs (so
   no early stopping and no best-weight copies); windows are gathered per batch from a
   strided view of the (T, F) inputs. The whole call is timed (setup included).
 * reference: a plain loop over pre-materialised contiguous window tensors (N, 100, 1) and
@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     y = frame["close"].to_numpy(np.float64)
     transform = WindowTransform(LOOKBACK, HORIZON, "level").fit(y, None, n_train=len(y))
     Z = transform.inputs(y)  # (T, 1) float32
-    origins = transform.origins(0, len(y))  # every window with a target
-    n = len(origins)
+    cutoffs = transform.cutoffs(0, len(y))  # every window with a target
+    n = len(cutoffs)
     config = TrainConfig(batch_size=BATCH, max_epochs=1, patience=10**6, seed=0)
-    no_val = origins[:0]
+    no_val = cutoffs[:0]
 
     torch.manual_seed(0)
     ours = StackedLSTM(FEATURES, UNITS, LAYERS, DROPOUT, HORIZON)
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ref.load_state_dict(ours.state_dict())  # same shapes, same starting weights
 
     # Reference data: materialised once, contiguous.
-    X_all = torch.from_numpy(np.ascontiguousarray(transform.windows(Z, origins)))  # (N, L, F)
-    Y_all = torch.from_numpy(np.ascontiguousarray(transform.targets(Z, origins)))  # (N, 1)
+    X_all = torch.from_numpy(np.ascontiguousarray(transform.windows(Z, cutoffs)))  # (N, L, F)
+    Y_all = torch.from_numpy(np.ascontiguousarray(transform.targets(Z, cutoffs)))  # (N, 1)
     assert X_all.shape == (n, LOOKBACK, FEATURES) and Y_all.shape == (n, HORIZON)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=config.learning_rate)
     loss_fn = nn.MSELoss()
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def epoch_ours() -> float:
         started = time.perf_counter()
-        history, _ = fit_network(ours, Z, origins, no_val, LOOKBACK, HORIZON, config)
+        history, _ = fit_network(ours, Z, cutoffs, no_val, LOOKBACK, HORIZON, config)
         elapsed = time.perf_counter() - started
         assert len(history) == 1
         return elapsed

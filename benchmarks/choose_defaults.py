@@ -3,7 +3,7 @@
 For each configuration the LSTM and both baselines are fitted with
 ``marketcast.pipeline.series.fit_models`` on the rows before the test period (the LSTM sees
 the validation rows only for early stopping) and scored with ``forecast_table`` +
-``marketcast.evaluation.metrics.accuracy`` on the origins whose targets are the validation
+``marketcast.evaluation.metrics.accuracy`` on the cutoffs whose targets are the validation
 rows. Only
 ``series.head(split.test_start)`` is ever passed in, so nothing from the test period is
 loaded into the comparison.
@@ -62,8 +62,8 @@ def evaluate_on_validation(config: Config) -> dict:
     models = fit_models(series, split, config)
     fit_seconds = time.perf_counter() - started
     h = config.model.horizon
-    origins = np.arange(split.n_train - 1, split.test_start - h, dtype=np.int64)
-    table = forecast_table(models, series, origins, h)
+    cutoffs = np.arange(split.n_train - 1, split.test_start - h, dtype=np.int64)
+    table = forecast_table(models, series, cutoffs, h)
     assert table["date"].min() == series.dates[split.n_train]
     assert table["date"].max() == series.dates[split.test_start - 1]
     scores = accuracy(table).set_index("model")

@@ -21,7 +21,7 @@ def with_backtest(config, **kwargs):
 
 
 def test_cutoffs_and_folds():
-    cuts = cutoffs(100, n_windows=5, step=3, h=2)
+    cuts = cutoffs(100, n_windows=5, stride=3, h=2)
     np.testing.assert_array_equal(cuts, [85, 88, 91, 94, 97])  # last = 100 - 1 - 2
     plan = folds(cuts, refit_every=2, train_size=None)
     assert [list(f.cutoffs) for f in plan] == [[85, 88], [91, 94], [97]]
@@ -42,7 +42,7 @@ def test_number_of_fits_follows_refit_policy(config, refit_every, expected):
 
 def test_forecasts_at_a_cutoff_ignore_later_data(config, tmp_path):
     """Perturbing every price after a cutoff leaves the forecasts made at it unchanged."""
-    config = with_backtest(config, n_windows=20, step=2, refit_every=5,
+    config = with_backtest(config, n_windows=20, stride=2, refit_every=5,
                            models=("lstm", "naive", "drift", "linear", "arima"))
     _, series = load_series(config)
     table, _ = walk_forward(series, config)
@@ -64,13 +64,13 @@ def test_forecasts_at_a_cutoff_ignore_later_data(config, tmp_path):
 
 def test_parallel_folds_give_the_sequential_table(config):
     """Folds fitted in two worker processes: the same rows, in the same order, same values."""
-    config = with_backtest(config, n_windows=12, step=2, refit_every=4,
+    config = with_backtest(config, n_windows=12, stride=2, refit_every=4,
                            models=("lstm", "naive", "arima"))
     _, series = load_series(config)
     sequential, fits = walk_forward(series, config)
     calls = []
     parallel, fits2 = walk_forward(series, with_backtest(
-        config, n_windows=12, step=2, refit_every=4, models=("lstm", "naive", "arima"),
+        config, n_windows=12, stride=2, refit_every=4, models=("lstm", "naive", "arima"),
         workers=2), on_fit=lambda *args: calls.append(args))
     assert fits == fits2 == {"lstm": 3, "naive": 3, "arima": 3}
     assert sorted(calls) == sorted((m, k, 3) for m in ("lstm", "naive", "arima")
@@ -86,7 +86,7 @@ def test_drift_exact_values():
     y = np.array([10.0, 12.0, 11.0, 16.0])  # slope (16 - 10) / 3 = 2
     model = DriftForecaster().fit(y)
     np.testing.assert_allclose(model.predict(3), [18.0, 20.0, 22.0])
-    np.testing.assert_allclose(model.predict_origins(y, None, np.array([1]), 2), [[14.0, 16.0]])
+    np.testing.assert_allclose(model.predict_cutoffs(y, None, np.array([1]), 2), [[14.0, 16.0]])
 
 
 def test_arima_recursion_matches_statsmodels():
@@ -101,10 +101,10 @@ def test_arima_recursion_matches_statsmodels():
     model = ARIMAForecaster(orders=((1, 1),)).fit(y[:300])
     reference = ARIMA(np.diff(np.log(y[:300])), order=(1, 0, 1), trend="c").fit(
         method="innovations_mle")
-    for origin in (299, 350):
-        returns = reference.apply(np.diff(np.log(y[: origin + 1]))).forecast(3)
-        expected = y[origin] * np.exp(np.cumsum(returns))
-        got = model.predict_origins(y, None, np.array([origin]), 3)[0]
+    for cutoff in (299, 350):
+        returns = reference.apply(np.diff(np.log(y[: cutoff + 1]))).forecast(3)
+        expected = y[cutoff] * np.exp(np.cumsum(returns))
+        got = model.predict_cutoffs(y, None, np.array([cutoff]), 3)[0]
         np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
@@ -150,3 +150,14 @@ def test_public_backtest_stays_a_function_after_the_module_is_imported():
 
     assert callable(marketcast.backtest)
     assert marketcast.backtest is marketcast.api.backtest
+
+
+def test_old_step_name_still_works_with_a_note(caplog):
+    from marketcast.config import Config
+
+    with caplog.at_level("WARNING", logger="marketcast"):
+        config = Config.from_dict({"backtest": {"step": 5}}, where="old.toml")
+    assert config.backtest.stride == 5
+    assert "[backtest] step is now called stride (old.toml)" in caplog.text
+    with pytest.raises(ConfigError, match="has both step and stride"):
+        Config.from_dict({"backtest": {"step": 5, "stride": 2}})

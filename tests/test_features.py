@@ -99,10 +99,10 @@ def test_linear_forecast_ignores_days_after_its_origin(tmp_path):
     a = series_from_frame(load_prices(str(path_a), features=features), "close", features)
     b = series_from_frame(load_prices(str(path_b), features=features), "close", features)
     assert a.X.shape[1] == len(features) - 1
-    origin = np.array([t - 25])  # macd's 25 warm-up days are dropped
-    assert a.dates[origin[0]] == pd.Timestamp(raw["Date"][t])
+    cutoff = np.array([t - 25])  # macd's 25 warm-up days are dropped
+    assert a.dates[cutoff[0]] == pd.Timestamp(raw["Date"][t])
     model = LinearForecaster(lookback=20).fit(a.y[:200], a.X[:200], n_val=30)
-    np.testing.assert_array_equal(model.predict_origins(a.y, a.X, origin, 1),
-                                  model.predict_origins(b.y, b.X, origin, 1))
-    assert not np.array_equal(model.predict_origins(a.y, a.X, origin + 5, 1),
-                              model.predict_origins(b.y, b.X, origin + 5, 1))
+    np.testing.assert_array_equal(model.predict_cutoffs(a.y, a.X, cutoff, 1),
+                                  model.predict_cutoffs(b.y, b.X, cutoff, 1))
+    assert not np.array_equal(model.predict_cutoffs(a.y, a.X, cutoff + 5, 1),
+                              model.predict_cutoffs(b.y, b.X, cutoff + 5, 1))

@@ -40,8 +40,8 @@ def features(n=400, seed=0):
 
 def test_fast_loop_agrees_with_the_reference_loop():
     Z, lookback, horizon = features(), 20, 2
-    train_origins = np.arange(lookback - 1, 300, dtype=np.int64)
-    val_origins = np.arange(300, len(Z) - horizon, dtype=np.int64)
+    train_cutoffs = np.arange(lookback - 1, 300, dtype=np.int64)
+    val_cutoffs = np.arange(300, len(Z) - horizon, dtype=np.int64)
     # lr 1e-2 so that the weights travel; clip_norm 0.1 clips about a third of the steps;
     # patience 3 stops the run in epoch 9 of 10 with the best weights of epoch 6.
     config = TrainConfig(max_epochs=10, batch_size=32, learning_rate=1e-2, patience=3,
@@ -50,8 +50,8 @@ def test_fast_loop_agrees_with_the_reference_loop():
     for fit in (fit_network, fit_reference):
         torch.manual_seed(0)
         net = StackedLSTM(2, 8, 2, 0.0, horizon)  # no dropout: the loops draw it differently
-        history, best_epoch = fit(net, Z, train_origins, val_origins, lookback, horizon, config)
-        windows = np.stack([Z[o - lookback + 1 : o + 1] for o in val_origins])
+        history, best_epoch = fit(net, Z, train_cutoffs, val_cutoffs, lookback, horizon, config)
+        windows = np.stack([Z[o - lookback + 1 : o + 1] for o in val_cutoffs])
         with torch.no_grad():
             predictions = net(torch.from_numpy(windows))
         runs.append((history, best_epoch, net.state_dict(), predictions))
@@ -76,11 +76,11 @@ def ar1_prices(n=2500, phi=0.5, sigma=0.01, seed=0):
     return 100 * np.exp(np.cumsum(returns))
 
 
-def reference_loop(net, Z, train_origins, val_origins, lookback, horizon, config,
+def reference_loop(net, Z, train_cutoffs, val_cutoffs, lookback, horizon, config,
                    callback=None, checkpoints=None):
     """``fit_network``'s signature over the reference loop, for LSTMForecaster."""
     assert callback is None and checkpoints is None
-    return fit_reference(net, Z, train_origins, val_origins, lookback, horizon, config)
+    return fit_reference(net, Z, train_cutoffs, val_cutoffs, lookback, horizon, config)
 
 
 @pytest.mark.parametrize("loop", ["fast", "reference"])
@@ -96,12 +96,12 @@ def test_lstm_beats_the_random_walk_on_an_ar1_series(loop, monkeypatch):
     )
     model.fit(y[:n_fit], n_val=350)
 
-    origins = np.arange(n_fit - 1, len(y) - 1)
-    y_hat = model.predict_origins(y, None, origins, 1)[:, 0]
-    returns = np.log(y[origins + 1] / y[origins])
-    lstm_rmse = np.sqrt(np.mean((returns - np.log(y_hat / y[origins])) ** 2))
+    cutoffs = np.arange(n_fit - 1, len(y) - 1)
+    y_hat = model.predict_cutoffs(y, None, cutoffs, 1)[:, 0]
+    returns = np.log(y[cutoffs + 1] / y[cutoffs])
+    lstm_rmse = np.sqrt(np.mean((returns - np.log(y_hat / y[cutoffs])) ** 2))
     naive_rmse = np.sqrt(np.mean(returns**2))  # the random walk forecasts a return of 0
-    ar1_rmse = np.sqrt(np.mean((returns - 0.5 * np.log(y[origins] / y[origins - 1])) ** 2))
+    ar1_rmse = np.sqrt(np.mean((returns - 0.5 * np.log(y[cutoffs] / y[cutoffs - 1])) ** 2))
 
     ratio = lstm_rmse / naive_rmse
     assert ratio < MAX_RMSE_RATIO, f"LSTM RMSE / random walk RMSE = {ratio:.4f}"

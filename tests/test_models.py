@@ -25,10 +25,10 @@ def test_model_contract(name):
     assert model.fit(y[:140], n_val=20) is model
     ahead = model.predict(5)
     assert ahead.shape == (5,) and np.all(np.isfinite(ahead)) and np.all(ahead > 0)
-    origins = np.array([130, 140, 150])
-    batch = model.predict_origins(y, None, origins, 3)
+    cutoffs = np.array([130, 140, 150])
+    batch = model.predict_cutoffs(y, None, cutoffs, 3)
     assert batch.shape == (3, 3)
-    # A forecast from origin t equals predict() on the history up to t.
+    # A forecast from cutoff t equals predict() on the history up to t.
     np.testing.assert_allclose(batch[1], model.predict(3, y[:141]), rtol=1e-6)
 
 
@@ -61,10 +61,10 @@ def test_stateful_forecast_within_tolerance_of_sliding_window(transform, monkeyp
                                        target_transform=transform),
                            TrainConfig(max_epochs=8, batch_size=32, patience=8)).fit(y[:300],
                                                                                      n_val=50)
-    origins = np.arange(299, 399)
-    stateful = model.predict_origins(y, None, origins, 30)
+    cutoffs = np.arange(299, 399)
+    stateful = model.predict_cutoffs(y, None, cutoffs, 30)
     monkeypatch.setattr(LSTMForecaster, "stateful", False)
-    sliding = model.predict_origins(y, None, origins, 30)
+    sliding = model.predict_cutoffs(y, None, cutoffs, 30)
     # Step 1 reads the same window either way.
     np.testing.assert_allclose(stateful[:, 0], sliding[:, 0], rtol=1e-6)
     np.testing.assert_allclose(stateful, sliding, rtol=STATEFUL_RTOL)
@@ -80,7 +80,7 @@ def test_naive_repeats_last_value():
     y = np.array([1.0, 2.0, 3.5, 4.0])
     model = NaiveForecaster().fit(y)
     np.testing.assert_array_equal(model.predict(3), [4.0, 4.0, 4.0])
-    np.testing.assert_array_equal(model.predict_origins(y, None, np.array([1, 2]), 2),
+    np.testing.assert_array_equal(model.predict_cutoffs(y, None, np.array([1, 2]), 2),
                                   [[2.0, 2.0], [3.5, 3.5]])
 
 
@@ -121,9 +121,9 @@ def test_lstm_state_round_trip_is_exact():
     tensors, meta = model.get_state()
     again = LSTMForecaster.from_state(tensors, meta)
     np.testing.assert_array_equal(again.predict(30), model.predict(30))
-    origins = np.arange(100, 150)
-    np.testing.assert_array_equal(again.predict_origins(y, None, origins, 1),
-                                  model.predict_origins(y, None, origins, 1))
+    cutoffs = np.arange(100, 150)
+    np.testing.assert_array_equal(again.predict_cutoffs(y, None, cutoffs, 1),
+                                  model.predict_cutoffs(y, None, cutoffs, 1))
 
 
 def test_lstm_early_stopping_restores_best_epoch():

@@ -44,18 +44,18 @@ def test_pooled_origins_stay_inside_their_ticker(long_csv, tmp_path):
     lookback, h = config.model.lookback, config.model.horizon
     assert pooled.Z.dtype == np.float32
     assert pooled.starts.tolist() == [0, 170, 340, 510]  # 200 rows minus 30 test rows each
-    block = np.searchsorted(pooled.starts, pooled.train_origins, side="right") - 1
-    first_row = pooled.train_origins - lookback + 1
+    block = np.searchsorted(pooled.starts, pooled.train_cutoffs, side="right") - 1
+    first_row = pooled.train_cutoffs - lookback + 1
     assert (first_row >= pooled.starts[block] + 1).all()  # after the NaN first-return row
-    assert (pooled.train_origins + h < pooled.starts[block + 1]).all()
+    assert (pooled.train_cutoffs + h < pooled.starts[block + 1]).all()
     # Training targets end before validation; validation targets before the test period.
-    local = pooled.train_origins - pooled.starts[block]
+    local = pooled.train_cutoffs - pooled.starts[block]
     assert local.max() + h < 140
-    val_block = np.searchsorted(pooled.starts, pooled.val_origins, side="right") - 1
-    val_local = pooled.val_origins - pooled.starts[val_block]
+    val_block = np.searchsorted(pooled.starts, pooled.val_cutoffs, side="right") - 1
+    val_local = pooled.val_cutoffs - pooled.starts[val_block]
     assert val_local.min() == 139 and val_local.max() + h == 169
-    assert len(pooled.train_origins) == 3 * (140 - 1 - lookback)
-    assert not np.isnan(pooled.Z[pooled.train_origins]).any()
+    assert len(pooled.train_cutoffs) == 3 * (140 - 1 - lookback)
+    assert not np.isnan(pooled.Z[pooled.train_cutoffs]).any()
 
 
 def test_each_ticker_is_scaled_on_its_own_training_rows(long_csv, tmp_path):
@@ -87,7 +87,7 @@ def test_perturbing_a_tickers_test_rows_changes_nothing_pooled(tmp_path):
         np.testing.assert_array_equal(a.transforms[k].scaler_.range_,
                                       b.transforms[k].scaler_.range_)
     np.testing.assert_array_equal(a.Z, b.Z)
-    np.testing.assert_array_equal(a.train_origins, b.train_origins)
+    np.testing.assert_array_equal(a.train_cutoffs, b.train_cutoffs)
     # The same change inside BBB's training rows does move its scaler (the test can fail).
     frame = long_prices()
     frame.loc[frame.index[frame["Name"] == "BBB"][100:140], "close"] *= 50.0

@@ -103,23 +103,23 @@ def forecast_table(seed: int, n: int = 60, h: int = 1, skilled: bool = False) ->
 
     ``naive`` forecasts the last price. Unless ``skilled``, ``lstm`` and ``linear`` forecast
     it plus a little noise, indistinguishable from the random walk and from each other over
-    ``n`` origins; ``skilled``: ``lstm`` nearly knows the outcome and ``linear`` is the last
+    ``n`` cutoffs; ``skilled``: ``lstm`` nearly knows the outcome and ``linear`` is the last
     price plus three times the daily move's noise.
     """
     rng = np.random.default_rng(seed)
     y = 100 + np.cumsum(rng.normal(size=n + h))
     dates = pd.bdate_range("2021-01-04", periods=n + h)
-    origins = np.repeat(np.arange(n), h)
-    targets = origins + np.tile(np.arange(1, h + 1), n)
-    last, actual = y[origins], y[targets]
-    noise = {m: rng.normal(size=len(origins)) for m in ("lstm", "linear")}
+    cutoffs = np.repeat(np.arange(n), h)
+    targets = cutoffs + np.tile(np.arange(1, h + 1), n)
+    last, actual = y[cutoffs], y[targets]
+    noise = {m: rng.normal(size=len(cutoffs)) for m in ("lstm", "linear")}
     if skilled:
         y_hat = {"lstm": actual + 0.2 * noise["lstm"], "linear": last + 3.0 * noise["linear"]}
     else:
         y_hat = {m: last + 0.3 * e for m, e in noise.items()}
     return pd.concat([
-        pd.DataFrame({"model": model, "cutoff": dates[origins], "date": dates[targets],
-                      "step": targets - origins, "y": actual, "y_hat": forecast,
+        pd.DataFrame({"model": model, "cutoff": dates[cutoffs], "date": dates[targets],
+                      "step": targets - cutoffs, "y": actual, "y_hat": forecast,
                       "y_cutoff": last})
         for model, forecast in (("lstm", y_hat["lstm"]), ("naive", last),
                                 ("linear", y_hat["linear"]))

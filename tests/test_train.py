@@ -31,10 +31,10 @@ def train(threads, dropout=0.2, epochs=3):
     torch.manual_seed(0)
     net = StackedLSTM(1, 8, 2, dropout, 1)
     Z = series()
-    origins = np.arange(19, 250, dtype=np.int64)
+    cutoffs = np.arange(19, 250, dtype=np.int64)
     val = np.arange(250, 298, dtype=np.int64)
     config = TrainConfig(max_epochs=epochs, batch_size=32, patience=10, seed=0)
-    history, best = fit_network(net, Z, origins, val, 20, 1, config)
+    history, best = fit_network(net, Z, cutoffs, val, 20, 1, config)
     return net.state_dict(), [(e.train_loss, e.val_loss) for e in history]
 
 

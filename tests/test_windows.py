@@ -11,10 +11,10 @@ def test_window_alignment_on_arange():
     y = np.arange(1, 21, dtype=float)  # level values 1..20
     t = WindowTransform(lookback=3, horizon=2, target_transform="level").fit(y, None, 20)
     Z = t.inputs(y)
-    origins = t.origins(0, 20)
-    assert origins[0] == 2 and origins[-1] == 17  # first full window; last with 2 targets
-    windows = t.scaler_.inverse_transform(t.windows(Z, origins)[..., 0], column=0)
-    targets = t.scaler_.inverse_transform(t.targets(Z, origins), column=0)
+    cutoffs = t.cutoffs(0, 20)
+    assert cutoffs[0] == 2 and cutoffs[-1] == 17  # first full window; last with 2 targets
+    windows = t.scaler_.inverse_transform(t.windows(Z, cutoffs)[..., 0], column=0)
+    targets = t.scaler_.inverse_transform(t.targets(Z, cutoffs), column=0)
     np.testing.assert_allclose(windows[0], [1, 2, 3], atol=1e-5)
     np.testing.assert_allclose(targets[0], [4, 5], atol=1e-5)
     np.testing.assert_allclose(windows[-1], [16, 17, 18], atol=1e-5)
@@ -24,7 +24,7 @@ def test_window_alignment_on_arange():
 def test_log_return_windows_start_after_first_return():
     y = np.exp(np.arange(10, dtype=float) * 0.01)
     t = WindowTransform(lookback=3, horizon=1, target_transform="log_return").fit(y, None, 10)
-    assert t.origins(0, 10)[0] == 3  # rows 1..3 hold returns; row 0 has none
+    assert t.cutoffs(0, 10)[0] == 3  # rows 1..3 hold returns; row 0 has none
     assert np.isnan(t.inputs(y)[0, 0])
 
 
@@ -56,11 +56,11 @@ def test_no_leakage_after_training_cutoff(transform):
     a = WindowTransform(20, 1, transform).fit(y, X, n_train=cutoff)
     b = WindowTransform(20, 1, transform).fit(y2, X2, n_train=cutoff)
     assert a.to_dict() == b.to_dict()
-    origins = a.origins(0, cutoff)
-    assert origins[-1] + 1 < cutoff  # every training target is before the cutoff
+    cutoffs = a.cutoffs(0, cutoff)
+    assert cutoffs[-1] + 1 < cutoff  # every training target is before the cutoff
     Za, Zb = a.inputs(y, X), b.inputs(y2, X2)
-    np.testing.assert_array_equal(a.windows(Za, origins), b.windows(Zb, origins))
-    np.testing.assert_array_equal(a.targets(Za, origins), b.targets(Zb, origins))
+    np.testing.assert_array_equal(a.windows(Za, cutoffs), b.windows(Zb, cutoffs))
+    np.testing.assert_array_equal(a.targets(Za, cutoffs), b.targets(Zb, cutoffs))
 
 
 def test_split_fractions_and_dates():

@@ -8,6 +8,7 @@ resolved configuration is saved as ``config.toml`` beside every run's outputs, a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 import types
 import typing
@@ -18,6 +19,8 @@ from typing import Any
 import tomli_w
 
 from marketcast.errors import ConfigError
+
+log = logging.getLogger("marketcast")
 
 TARGET_TRANSFORMS = ("level", "log_return")
 FILL_POLICIES = ("none", "ffill", "drop")
@@ -97,10 +100,10 @@ class ForecastConfig:
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    # Forecast origins ("cutoffs"), the last one h days before the end of the data.
+    # Forecast cutoffs, the last one h days before the end of the data.
     n_windows: int = 250
-    # Trading days between consecutive cutoffs.
-    step: int = 1
+    # Trading days between consecutive cutoffs ("step" is only ever a step ahead).
+    stride: int = 1
     # Training rows per fit: None expands from the first day; a number keeps a fixed window.
     train_size: int | None = None
     # Refit every k cutoffs (fresh model and scaler each time); 0 fits once, at the first.
@@ -134,21 +137,22 @@ class Config:
         _check_ranges(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> Config:
+    def from_dict(cls, raw: dict[str, Any], where: str = "config") -> Config:
         """Build from nested ``{section: {key: value}}``; unknown keys and bad types raise."""
         if not isinstance(raw, dict):
-            raise ConfigError(f"{origin}: expected a table of sections, got {type(raw).__name__}")
+            raise ConfigError(f"{where}: expected a table of sections, got {type(raw).__name__}")
         sections = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for name, values in raw.items():
             if name not in sections:
                 raise ConfigError(
-                    f"{origin}: unknown section [{name}]; known sections: {', '.join(sections)}"
+                    f"{where}: unknown section [{name}]; known sections: {', '.join(sections)}"
                 )
             if not isinstance(values, dict):
-                raise ConfigError(f"{origin}: [{name}] must be a table of settings")
+                raise ConfigError(f"{where}: [{name}] must be a table of settings")
             section_cls = sections[name].default_factory
-            kwargs[name] = _build_section(section_cls, values, f"{origin}: [{name}]")
+            values = _renamed(name, values, where)
+            kwargs[name] = _build_section(section_cls, values, f"{where}: [{name}]")
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -171,7 +175,7 @@ class Config:
                 continue
             section, key = dotted.split(".", 1)
             raw.setdefault(section, {})[key] = value
-        return Config.from_dict(raw, origin="options")
+        return Config.from_dict(raw, where="options")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -186,7 +190,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        from_file = Config.from_dict(raw, origin=str(path))  # unknown keys, types, ranges
+        from_file = Config.from_dict(raw, where=str(path))  # unknown keys, types, ranges
         config = from_file if base is None else base.with_overrides(
             {f"{section}.{key}": v for section, values in raw.items() for key, v in values.items()}
         )
@@ -197,16 +201,34 @@ def config_to_toml(config: Config) -> str:
     return tomli_w.dumps(config.to_dict())
 
 
-def _build_section(section_cls: type, values: dict[str, Any], origin: str) -> Any:
+# Settings renamed for one vocabulary: (section, old key) -> new key. The old key still works
+# for now, with a one-line note.
+RENAMED = {("backtest", "step"): "stride"}
+
+
+def _renamed(section: str, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with old setting names replaced by their new ones (noted once each)."""
+    out = dict(values)
+    for (name, old), new in RENAMED.items():
+        if name == section and old in out:
+            if new in out:
+                raise ConfigError(f"{where}: [{section}] has both {old} and {new}; keep {new}")
+            log.warning("[%s] %s is now called %s (%s); the old name will stop working",
+                        section, old, new, where)
+            out[new] = out.pop(old)
+    return out
+
+
+def _build_section(section_cls: type, values: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(section_cls)
     known = {f.name for f in dataclasses.fields(section_cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in known:
             raise ConfigError(
-                f"{origin}: unknown setting {key!r}; known settings: {', '.join(sorted(known))}"
+                f"{where}: unknown setting {key!r}; known settings: {', '.join(sorted(known))}"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{origin} {key}")
+        kwargs[key] = _coerce(value, hints[key], f"{where} {key}")
     return section_cls(**kwargs)
 
 
@@ -218,8 +240,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         args = typing.get_args(hint)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
+    generic = typing.get_origin(hint)
+    if generic is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -256,7 +278,7 @@ def _check_ranges(config: Config) -> None:
         (config.forecast.days >= 1, "forecast.days must be at least 1"),
         (0 <= config.forecast.interval < 1, "forecast.interval must be in [0, 1)"),
         (config.backtest.n_windows >= 1, "backtest.n_windows must be at least 1"),
-        (config.backtest.step >= 1, "backtest.step must be at least 1"),
+        (config.backtest.stride >= 1, "backtest.stride must be at least 1"),
         (config.backtest.refit_every >= 0, "backtest.refit_every must be 0 or more"),
         (config.backtest.workers >= 0, "backtest.workers must be 0 (one per core) or more"),
         (config.backtest.train_size is None or config.backtest.train_size >= 2,

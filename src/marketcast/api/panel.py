@@ -139,7 +139,7 @@ def evaluate_global(run_dir: str | Path,
 
     tensors, meta = run_folder.load_model_files(Path(run_dir))
     try:
-        config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
+        config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
         tickers = list(meta["tickers"])
         models = {t: LSTMForecaster.from_state(tensors, ticker_meta(meta, t)) for t in tickers}
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

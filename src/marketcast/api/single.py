@@ -176,7 +176,7 @@ def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, 
             "`marketcast run --tickers`: drop it"
         )
     try:
-        config = Config.from_dict(meta["config"], origin=f"{run_dir}/model.json")
+        config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
         model = LSTMForecaster.from_state(tensors, meta)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None

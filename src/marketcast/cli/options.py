@@ -45,12 +45,13 @@ MODEL_OPTIONS = [
 
 
 BACKTEST_OPTIONS = [
-    ("--n-windows", "backtest.n_windows", int, "Forecast origins (250)."),
-    ("--step", "backtest.step", int, "Trading days between origins (1)."),
+    ("--n-windows", "backtest.n_windows", int, "Forecast cutoffs (250)."),
+    ("--stride", "backtest.stride", int, "Trading days between cutoffs (1)."),
+    ("--step", "backtest.step", int, "Old name of --stride (deprecated)."),
     ("--train-size", "backtest.train_size", int,
      "Fixed training rows per fit (default: expanding window)."),
     ("--refit-every", "backtest.refit_every", int,
-     "Refit every k origins; 0 fits once at the first (25)."),
+     "Refit every k cutoffs; 0 fits once at the first (25)."),
     ("--models", "backtest.models", str,
      "Comma-separated models (lstm,naive,drift,linear,arima)."),
     ("--workers", "backtest.workers", int,

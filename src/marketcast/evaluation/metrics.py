@@ -140,7 +140,7 @@ def compare(table: pd.DataFrame, models: Sequence[str] | None = None,
     """Each of ``models`` against each of ``others`` on the same rows, per step.
 
     Rows are paired on (cutoff, step): both models forecast the same targets from the same
-    origins. ``models`` defaults to every model but the random walk, in table order.
+    cutoffs. ``models`` defaults to every model but the random walk, in table order.
 
     Returns
     -------

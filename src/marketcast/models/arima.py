@@ -1,8 +1,8 @@
 """ARIMA(p, 1, q) with drift on log prices, the order chosen by AIC over a small grid.
 
-Fitting uses statsmodels (innovations MLE) on daily log returns. Forecasts from any origin
+Fitting uses statsmodels (innovations MLE) on daily log returns. Forecasts from any cutoff
 reuse the fitted parameters: the ARMA innovations are filtered once over the whole history
-(``scipy.signal.lfilter``), so each origin costs a few multiplications, not a refit or a
+(``scipy.signal.lfilter``), so each cutoff costs a few multiplications, not a refit or a
 state-space pass.
 """
 
@@ -50,7 +50,7 @@ class ARIMAForecaster(BaseForecaster):
         self._remember(y, X, rows=len(y))
         return self
 
-    def predict_origins(self, y, X, origins, h):
+    def predict_cutoffs(self, y, X, cutoffs, h):
         self._check_fitted()
         y = np.asarray(y, dtype=np.float64)
         z = np.concatenate([[0.0], np.diff(np.log(y)) - self.mu_])  # z[t]: return into day t
@@ -59,16 +59,16 @@ class ARIMAForecaster(BaseForecaster):
 
         e = lfilter(np.r_[1.0, -self.ar_], np.r_[1.0, self.ma_], z)
         p, q = len(self.ar_), len(self.ma_)
-        out = np.empty((len(origins), h))
-        for row, origin in enumerate(origins):
+        out = np.empty((len(cutoffs), h))
+        for row, cutoff in enumerate(cutoffs):
             # Newest last; days before the data count as zero; future innovations are zero.
-            zs = [0.0] * p + list(z[max(origin - p + 1, 0) : origin + 1])
-            es = [0.0] * q + list(e[max(origin - q + 1, 0) : origin + 1])
+            zs = [0.0] * p + list(z[max(cutoff - p + 1, 0) : cutoff + 1])
+            es = [0.0] * q + list(e[max(cutoff - q + 1, 0) : cutoff + 1])
             path = np.empty(h)
             for k in range(h):
                 path[k] = sum(self.ar_[i] * zs[-1 - i] for i in range(p)) + sum(
                     self.ma_[j] * es[-1 - j] for j in range(q))
                 zs.append(path[k])
                 es.append(0.0)
-            out[row] = y[origin] * np.exp(np.cumsum(path + self.mu_))
+            out[row] = y[cutoff] * np.exp(np.cumsum(path + self.mu_))
         return out

@@ -17,9 +17,9 @@ class NaiveForecaster(BaseForecaster):
         self._remember(y, X, rows=1)
         return self
 
-    def predict_origins(self, y, X, origins, h):
+    def predict_cutoffs(self, y, X, cutoffs, h):
         self._check_fitted()
-        return np.repeat(np.asarray(y, dtype=np.float64)[origins][:, None], h, axis=1)
+        return np.repeat(np.asarray(y, dtype=np.float64)[cutoffs][:, None], h, axis=1)
 
 
 class LinearForecaster(BaseForecaster):
@@ -44,22 +44,22 @@ class LinearForecaster(BaseForecaster):
                                           dtype=np.float64)
         self.transform_.fit(y, X, n_train=len(y) - n_val)
         Z = self.transform_.inputs(y, X)
-        origins = self.transform_.origins(0, len(y))
-        inputs = self.transform_.windows(Z, origins).reshape(len(origins), -1)
+        cutoffs = self.transform_.cutoffs(0, len(y))
+        inputs = self.transform_.windows(Z, cutoffs).reshape(len(cutoffs), -1)
         from sklearn.linear_model import Ridge  # imported on use: keeps CLI start-up short
 
-        self.ridge_ = Ridge(alpha=self.alpha).fit(inputs, self.transform_.targets(Z, origins))
+        self.ridge_ = Ridge(alpha=self.alpha).fit(inputs, self.transform_.targets(Z, cutoffs))
         self._remember(y, X, rows=self.lookback + 1)
         return self
 
-    def predict_origins(self, y, X, origins, h):
+    def predict_cutoffs(self, y, X, cutoffs, h):
         self._check_fitted()
 
         def predict_scaled(windows: np.ndarray) -> np.ndarray:
             out = self.ridge_.predict(windows.reshape(len(windows), -1))
             return out.reshape(len(windows), -1)
 
-        return self.transform_.forecast(predict_scaled, np.asarray(y, np.float64), X, origins, h)
+        return self.transform_.forecast(predict_scaled, np.asarray(y, np.float64), X, cutoffs, h)
 
 
 class DriftForecaster(BaseForecaster):
@@ -74,7 +74,7 @@ class DriftForecaster(BaseForecaster):
         self._remember(y, X, rows=1)
         return self
 
-    def predict_origins(self, y, X, origins, h):
+    def predict_cutoffs(self, y, X, cutoffs, h):
         self._check_fitted()
-        last = np.asarray(y, dtype=np.float64)[origins][:, None]
+        last = np.asarray(y, dtype=np.float64)[cutoffs][:, None]
         return last + self.slope_ * np.arange(1, h + 1)[None, :]

@@ -22,25 +22,25 @@ PREDICT_CHUNK = 4096
 
 @dataclass
 class Pooled:
-    """Scaled rows of many series stacked into one array, and the window origins in it.
+    """Scaled rows of many series stacked into one array, and the window cutoffs in it.
 
     ``Z`` is (N, F) float32; series ``k`` owns rows ``starts[k]:starts[k+1]``.
-    ``train_origins`` and ``val_origins`` are row indices of ``Z`` (int64); every origin's
+    ``train_cutoffs`` and ``val_cutoffs`` are row indices of ``Z`` (int64); every cutoff's
     window and targets stay inside its own series' rows.
     """
 
     Z: np.ndarray
     starts: np.ndarray
     transforms: list[WindowTransform]
-    train_origins: np.ndarray
-    val_origins: np.ndarray
+    train_cutoffs: np.ndarray
+    val_cutoffs: np.ndarray
 
 
 def pool_series(series: Sequence[tuple[np.ndarray, np.ndarray | None, int]], lookback: int,
                 horizon: int, target_transform: str) -> Pooled:
     """Scale each ``(y, X, n_val)`` on its own training rows and stack the scaled rows.
 
-    Memory: one float32 array of (rows, summed over series) x F plus the origin indices;
+    Memory: one float32 array of (rows, summed over series) x F plus the cutoff indices;
     windows are gathered per batch by :func:`marketcast.nn.train.fit_network`, never copied.
     """
     blocks, transforms, train, val, starts = [], [], [], [], [0]
@@ -51,17 +51,17 @@ def pool_series(series: Sequence[tuple[np.ndarray, np.ndarray | None, int]], loo
         transform.fit(y, X, n_train=n_train)
         blocks.append(transform.inputs(y, X))
         transforms.append(transform)
-        train.append(transform.origins(0, n_train) + start)
+        train.append(transform.cutoffs(0, n_train) + start)
         if n_val:
-            val.append(transform.origins(n_train, len(y)) + start)
+            val.append(transform.cutoffs(n_train, len(y)) + start)
         starts.append(start + len(y))
     empty = np.empty(0, dtype=np.int64)
     return Pooled(
         Z=np.concatenate(blocks),
         starts=np.asarray(starts, dtype=np.int64),
         transforms=transforms,
-        train_origins=np.concatenate(train) if train else empty,
-        val_origins=np.concatenate(val) if val else empty,
+        train_cutoffs=np.concatenate(train) if train else empty,
+        val_cutoffs=np.concatenate(val) if val else empty,
     )
 
 
@@ -99,7 +99,7 @@ class LSTMForecaster(BaseForecaster):
         torch.manual_seed(self.train.seed)
         net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
         history, best_epoch = fit_network(
-            net, pooled.Z, pooled.train_origins, pooled.val_origins, m.lookback, m.horizon,
+            net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback, m.horizon,
             self.train, callback, checkpoints,
         )
         return [self.from_network(net, transform, history, best_epoch, y, X,
@@ -121,18 +121,18 @@ class LSTMForecaster(BaseForecaster):
         self.history_, self.best_epoch_ = history, best_epoch
         self._remember(y, X, rows=self.model.lookback + 1)
 
-    def predict_origins(self, y, X, origins, h):
+    def predict_cutoffs(self, y, X, cutoffs, h):
         self._check_fitted()
         y, t = np.asarray(y, np.float64), self.transform_
         if self.stateful and h > 1 and t.horizon == 1 and t.n_features_ == 1:
-            return self._predict_stateful(y, origins, h)
-        return t.forecast(self._predict_scaled, y, X, origins, h)
+            return self._predict_stateful(y, cutoffs, h)
+        return t.forecast(self._predict_scaled, y, X, cutoffs, h)
 
-    def _predict_stateful(self, y: np.ndarray, origins, h: int) -> np.ndarray:
+    def _predict_stateful(self, y: np.ndarray, cutoffs, h: int) -> np.ndarray:
         """Recursive forecasts advancing the LSTM state (see ``StackedLSTM.forecast``)."""
         t = self.transform_
-        origins = t.check_origins(origins)
-        windows = t.windows(t.inputs(y), origins)
+        cutoffs = t.check_cutoffs(cutoffs)
+        windows = t.windows(t.inputs(y), cutoffs)
         self.net_.eval()
         with torch.inference_mode():
             chunks = [
@@ -140,7 +140,7 @@ class LSTMForecaster(BaseForecaster):
                     np.ascontiguousarray(windows[i : i + PREDICT_CHUNK])), h)
                 for i in range(0, len(windows), PREDICT_CHUNK)
             ]
-        return t.to_price(y, origins, torch.cat(chunks).numpy())
+        return t.to_price(y, cutoffs, torch.cat(chunks).numpy())
 
     def _predict_scaled(self, windows: np.ndarray) -> np.ndarray:
         self.net_.eval()

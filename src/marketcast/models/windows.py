@@ -1,8 +1,11 @@
 """Leak-free preparation: chronological splits, MinMax scaling and sliding windows.
 
-Vocabulary: ``y`` is the price series (T,), ``X`` optional extra features (T, F-1), an
-*origin* ``t`` is the index of the last observed day of a window, whose inputs are rows
-``t-lookback+1 .. t`` and whose targets are ``y[t+1 .. t+h]``.
+Vocabulary (one name per idea, everywhere): ``y`` is the price series (T,), ``X`` optional
+extra features (T, F-1); a *cutoff* ``t`` is the index of the last observed day of a window,
+whose inputs are rows ``t-lookback+1 .. t``; ``horizon`` is the network's output width (days
+predicted at once, directly), ``h`` the number of steps a forecast covers (``--days`` for the
+future; past ``horizon`` the forecast recurses) and a *step* is one of them, ``1 .. h``; the
+backtest's spacing of cutoffs is its *stride*.
 """
 
 from __future__ import annotations
@@ -90,55 +93,55 @@ class WindowTransform:
             raise NotFittedError("window transform is not fitted")
         return self.scaler_.transform(self._raw_inputs(y, X)).astype(self.dtype)
 
-    def origins(self, first_target: int, stop: int) -> np.ndarray:
-        """Origins whose ``h`` targets all lie in rows ``[first_target, stop)``."""
+    def cutoffs(self, first_target: int, stop: int) -> np.ndarray:
+        """Cutoffs whose ``h`` targets all lie in rows ``[first_target, stop)``."""
         first = max(first_target - 1, self.offset + self.lookback - 1)
         return np.arange(first, stop - self.horizon, dtype=np.int64)
 
-    def windows(self, Z: np.ndarray, origins: np.ndarray) -> np.ndarray:
-        """Input windows (n, lookback, F) for ``origins``: a gather from a strided view."""
+    def windows(self, Z: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+        """Input windows (n, lookback, F) for ``cutoffs``: a gather from a strided view."""
         view = sliding_window_view(Z, self.lookback, axis=0)  # (T-L+1, F, L), no copy
-        return view[origins - self.lookback + 1].transpose(0, 2, 1)
+        return view[cutoffs - self.lookback + 1].transpose(0, 2, 1)
 
-    def targets(self, Z: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    def targets(self, Z: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
         """Scaled targets (n, horizon): column 0 of rows ``t+1 .. t+h``."""
         view = sliding_window_view(Z[:, 0], self.horizon)  # (T-h+1, h)
-        return view[origins + 1]
+        return view[cutoffs + 1]
 
-    def to_price(self, y: np.ndarray, origins: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+    def to_price(self, y: np.ndarray, cutoffs: np.ndarray, scaled: np.ndarray) -> np.ndarray:
         """Forecasts in model space (n, k) -> prices (n, k)."""
         values = self.scaler_.inverse_transform(scaled, column=0)
         if self.target_transform == "level":
             return values
-        return y[origins][:, None] * np.exp(np.cumsum(values, axis=1))
+        return y[cutoffs][:, None] * np.exp(np.cumsum(values, axis=1))
 
-    def forecast(self, predict_scaled, y, X, origins, h: int) -> np.ndarray:
-        """Price forecasts (n, h) from each origin; recursive when ``h`` exceeds the horizon.
+    def forecast(self, predict_scaled, y, X, cutoffs, h: int) -> np.ndarray:
+        """Price forecasts (n, h) from each cutoff; recursive when ``h`` exceeds the horizon.
 
         ``predict_scaled`` maps windows (n, lookback, F) to scaled targets (n, horizon).
         """
-        origins = self.check_origins(origins)
+        cutoffs = self.check_cutoffs(cutoffs)
         if h > self.horizon and self.n_features_ > 1:
             raise ConfigError(
                 f"a {h}-day forecast from a model with extra features needs future feature "
                 f"values; train with --horizon {h} (direct) or use the target as only feature"
             )
-        batch = self.windows(self.inputs(y, X), origins)
+        batch = self.windows(self.inputs(y, X), cutoffs)
         steps = [np.asarray(predict_scaled(batch), dtype=self.dtype)]  # (n, horizon) each
         while len(steps) * self.horizon < h:
             # Slide each window forward over its own forecasts (column 0 is the target).
             batch = np.concatenate([batch, steps[-1][:, :, None]], axis=1)[:, -self.lookback :]
             steps.append(np.asarray(predict_scaled(batch), dtype=self.dtype))
-        return self.to_price(y, origins, np.concatenate(steps, axis=1)[:, :h])
+        return self.to_price(y, cutoffs, np.concatenate(steps, axis=1)[:, :h])
 
-    def check_origins(self, origins) -> np.ndarray:
-        """``origins`` as int64, after checking each has a full window of history."""
-        origins = np.asarray(origins, dtype=np.int64)
-        if origins.size and origins.min() < self.offset + self.lookback - 1:
+    def check_cutoffs(self, cutoffs) -> np.ndarray:
+        """``cutoffs`` as int64, after checking each has a full window of history."""
+        cutoffs = np.asarray(cutoffs, dtype=np.int64)
+        if cutoffs.size and cutoffs.min() < self.offset + self.lookback - 1:
             raise DataError(
                 f"forecasting needs {self.offset + self.lookback} days of history; got fewer"
             )
-        return origins
+        return cutoffs
 
     def to_dict(self) -> dict:
         return {

@@ -30,27 +30,27 @@ from marketcast.nn.train import EpochLog
 def fit_reference(
     net: StackedLSTM,
     Z: np.ndarray,
-    train_origins: np.ndarray,
-    val_origins: np.ndarray,
+    train_cutoffs: np.ndarray,
+    val_cutoffs: np.ndarray,
     lookback: int,
     horizon: int,
     config: TrainConfig,
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
-    Origin ``o`` has inputs ``Z[o-lookback+1 .. o]`` (L, F) and targets ``Z[o+1 .. o+horizon, 0]``
+    Cutoff ``o`` has inputs ``Z[o-lookback+1 .. o]`` (L, F) and targets ``Z[o+1 .. o+horizon, 0]``
     (O,). The best epoch has the lowest validation loss (weights restored to it), or is the
-    last epoch when there are no validation origins.
+    last epoch when there are no validation cutoffs.
     """
 
-    def windows(origins: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = [Z[o - lookback + 1 : o + 1] for o in origins]  # n of (L, F)
-        y = [Z[o + 1 : o + 1 + horizon, 0] for o in origins]  # n of (O,)
+    def windows(cutoffs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = [Z[o - lookback + 1 : o + 1] for o in cutoffs]  # n of (L, F)
+        y = [Z[o + 1 : o + 1 + horizon, 0] for o in cutoffs]  # n of (O,)
         return torch.from_numpy(np.stack(x)), torch.from_numpy(np.stack(y))
 
-    x_train, y_train = windows(train_origins)
-    validate = len(val_origins) > 0
-    x_val, y_val = windows(val_origins) if validate else (None, None)
+    x_train, y_train = windows(train_cutoffs)
+    validate = len(val_cutoffs) > 0
+    x_val, y_val = windows(val_cutoffs) if validate else (None, None)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     history, best_loss, best_epoch, best_weights, waited = [], math.inf, 0, None, 0

@@ -85,8 +85,8 @@ class TrainState:
 def fit_network(
     net: StackedLSTM,
     Z: np.ndarray,
-    train_origins: np.ndarray,
-    val_origins: np.ndarray,
+    train_cutoffs: np.ndarray,
+    val_cutoffs: np.ndarray,
     lookback: int,
     horizon: int,
     config: TrainConfig,
@@ -95,10 +95,10 @@ def fit_network(
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
-    Origins are row indices of ``Z``; a pooled array of many tickers (see
-    :mod:`marketcast.pipeline.panel`) works as long as every origin's window and targets stay inside
+    Cutoffs are row indices of ``Z``; a pooled array of many tickers (see
+    :mod:`marketcast.pipeline.panel`) works as long as every cutoff's window and targets stay inside
     its own ticker's rows. The best epoch is the one with the lowest validation loss
-    (weights restored to it), or the last epoch when there are no validation origins. With
+    (weights restored to it), or the last epoch when there are no validation cutoffs. With
     ``checkpoints``, training continues from the last saved epoch and saves a checkpoint
     after every epoch.
     """
@@ -107,16 +107,16 @@ def fit_network(
     windows = inputs.unfold(0, lookback, 1)  # (T-L+1, F, L) view
     targets = inputs[:, 0].unfold(0, horizon, 1)  # (T-h+1, h) view
 
-    def batch(origins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return windows[origins - lookback + 1].transpose(1, 2), targets[origins + 1]
+    def batch(cutoffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return windows[cutoffs - lookback + 1].transpose(1, 2), targets[cutoffs + 1]
 
-    train_idx = torch.from_numpy(train_origins)
-    val_idx = torch.from_numpy(val_origins)
+    train_idx = torch.from_numpy(train_cutoffs)
+    val_idx = torch.from_numpy(val_cutoffs)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     state = TrainState()
     if checkpoints is not None:
-        inputs_key = (Z, train_origins, val_origins)
+        inputs_key = (Z, train_cutoffs, val_cutoffs)
         state = checkpoints.restore(net, optimizer, generator, inputs_key) or state
     with _parts_in_parallel() as pool:
         _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,

@@ -51,9 +51,9 @@ def fit_global(panel: Panel, config: Config, callback: Callback | None = None,
     lstm = make_model("lstm", config)
     fitted = lstm.fit_many(list(inputs.values()), callback, checkpoints)
     models = dict(zip(inputs, fitted, strict=True))
-    train = sum(len(m.transform_.origins(0, len(y) - n_val))
+    train = sum(len(m.transform_.cutoffs(0, len(y) - n_val))
                 for m, (y, _, n_val) in zip(fitted, inputs.values(), strict=True))
-    val = sum(len(m.transform_.origins(len(y) - n_val, len(y)))
+    val = sum(len(m.transform_.cutoffs(len(y) - n_val, len(y)))
               for m, (y, _, n_val) in zip(fitted, inputs.values(), strict=True) if n_val)
     first = fitted[0]
     return GlobalFit(models, first.history_, first.best_epoch_, train, val)

@@ -7,7 +7,7 @@ are recorded in ``skipped`` with the reason, never silently dropped.
 Pooling for the global model (:func:`marketcast.models.lstm.pool_series`): each ticker's
 inputs are scaled by its own transform, fitted on that ticker's training rows only, and the
 scaled rows *before its test period* are concatenated into one ``(N, F)`` float32 array.
-Window origins are global row indices into that array; each ticker's origins stay inside its
+Window cutoffs are global row indices into that array; each ticker's cutoffs stay inside its
 own block, so no window crosses a ticker boundary and no window is ever copied.
 """
 

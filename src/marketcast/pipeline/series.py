@@ -91,30 +91,30 @@ def fit_models(
 
 
 def test_table(models: dict[str, BaseForecaster], series: Series, split: Split, h: int):
-    """Long table of forecasts from every origin whose targets lie in the test period.
+    """Long table of forecasts from every cutoff whose targets lie in the test period.
 
-    Each model sees the true history up to its origin and nothing after it.
+    Each model sees the true history up to its cutoff and nothing after it.
     """
     first = max(split.test_start - 1, 0)
-    origins = np.arange(first, len(series.y) - h, dtype=np.int64)
-    return forecast_table(models, series, origins, h)
+    cutoffs = np.arange(first, len(series.y) - h, dtype=np.int64)
+    return forecast_table(models, series, cutoffs, h)
 
 
-def forecast_table(models, series: Series, origins: np.ndarray, h: int) -> pd.DataFrame:
+def forecast_table(models, series: Series, cutoffs: np.ndarray, h: int) -> pd.DataFrame:
     """Columns ``model, cutoff, date, step, y, y_hat, y_cutoff``, one row per forecast."""
     steps = np.arange(1, h + 1)
-    targets = origins[:, None] + steps[None, :]  # (n, h)
+    targets = cutoffs[:, None] + steps[None, :]  # (n, h)
     frames = []
     for name, model in models.items():
-        y_hat = model.predict_origins(series.y, series.X, origins, h)
+        y_hat = model.predict_cutoffs(series.y, series.X, cutoffs, h)
         frames.append(pd.DataFrame({
             "model": name,
-            "cutoff": np.repeat(series.dates[origins], h),
+            "cutoff": np.repeat(series.dates[cutoffs], h),
             "date": series.dates[targets.ravel()],
-            "step": np.tile(steps, len(origins)),
+            "step": np.tile(steps, len(cutoffs)),
             "y": series.y[targets.ravel()],
             "y_hat": y_hat.ravel(),
-            "y_cutoff": np.repeat(series.y[origins], h),
+            "y_cutoff": np.repeat(series.y[cutoffs], h),
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -145,11 +145,11 @@ def future_forecast(models: dict[str, BaseForecaster], series: Series, days: int
 
 def test_residuals(model: BaseForecaster, series: Series, split: Split, h: int) -> pd.DataFrame:
     """Out-of-sample absolute log residuals per step on the test period: ``step,
-    abs_log_residual``. Every origin from the day before the test period forecasts ``h``
+    abs_log_residual``. Every cutoff from the day before the test period forecasts ``h``
     days ahead (recursively if need be); steps whose target lies past the data are dropped."""
-    origins = np.arange(max(split.test_start - 1, 0), len(series.y) - 1, dtype=np.int64)
-    y_hat = model.predict_origins(series.y, series.X, origins, h)  # (n, h)
-    targets = origins[:, None] + np.arange(1, h + 1)[None, :]
+    cutoffs = np.arange(max(split.test_start - 1, 0), len(series.y) - 1, dtype=np.int64)
+    y_hat = model.predict_cutoffs(series.y, series.X, cutoffs, h)  # (n, h)
+    targets = cutoffs[:, None] + np.arange(1, h + 1)[None, :]
     known = targets < len(series.y)
     residual = np.abs(np.log(series.y[np.where(known, targets, 0)] / y_hat))
     steps = np.broadcast_to(np.arange(1, h + 1), targets.shape)

@@ -1,10 +1,10 @@
 """Walk-forward (rolling-origin) evaluation: one explicit loop returning a long table.
 
-Cutoffs are spaced ``step`` trading days apart, the last one ``h`` days before the end of
+Cutoffs are spaced ``stride`` trading days apart, the last one ``h`` days before the end of
 the data. At a refit cutoff each model is built afresh and fitted (scaler included) on that
 fold's training rows only: every row up to the cutoff (expanding) or the last
 ``train_size`` of them. Between refits the last fitted model forecasts from the new
-origins without refitting, all origins of a fold in one batched call.
+cutoffs without refitting, all cutoffs of a fold in one batched call.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ class Fold:
     cutoffs: np.ndarray
 
 
-def cutoffs(n_rows: int, n_windows: int, step: int, h: int) -> np.ndarray:
-    """Origins ``T-1-h - step*(n_windows-1-i)`` for ``i = 0..n_windows-1``."""
+def cutoffs(n_rows: int, n_windows: int, stride: int, h: int) -> np.ndarray:
+    """Cutoffs ``T-1-h - stride*(n_windows-1-i)`` for ``i = 0..n_windows-1``."""
     last = n_rows - 1 - h
-    return last - step * np.arange(n_windows - 1, -1, -1, dtype=np.int64)
+    return last - stride * np.arange(n_windows - 1, -1, -1, dtype=np.int64)
 
 
 def folds(cuts: np.ndarray, refit_every: int, train_size: int | None) -> list[Fold]:
@@ -67,7 +67,7 @@ def walk_forward(
     unknown = [m for m in b.models if m not in MODELS]
     if unknown:
         raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
-    cuts = cutoffs(len(series.y), b.n_windows, b.step, h)
+    cuts = cutoffs(len(series.y), b.n_windows, b.stride, h)
     plan = folds(cuts, b.refit_every, b.train_size)
     _check_first_fold(plan[0], config)
     tasks = [(name, number) for name in b.models for number in range(len(plan))]
@@ -151,7 +151,7 @@ def _check_first_fold(fold: Fold, config: Config) -> None:
     if fold.cutoffs[0] < 0 or rows - n_val < need:
         b = config.backtest
         raise DataError(
-            f"{b.n_windows} windows {b.step} day(s) apart leave {max(rows, 0)} rows for the "
+            f"{b.n_windows} windows {b.stride} day(s) apart leave {max(rows, 0)} rows for the "
             f"first fit, fewer than lookback {m.lookback} needs; use fewer --n-windows, a "
             "smaller --step or more data"
         )
@@ -176,7 +176,7 @@ def walk_forward_panel(
         raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
     plans, skipped = {}, {}
     for ticker, series in panel.series.items():
-        plan = folds(cutoffs(len(series.y), b.n_windows, b.step, h), b.refit_every,
+        plan = folds(cutoffs(len(series.y), b.n_windows, b.stride, h), b.refit_every,
                      b.train_size)
         try:
             _check_first_fold(plan[0], config)

@@ -71,8 +71,8 @@ def _verdict(run: RunFiles) -> dict:
                                 f"prices; {echo[0]['closer_to_last']:.0f}% sit nearer the last "
                                 "price than the outcome"})
     where = "walk-forward backtest" if run.kind == "backtest" else "test period"
-    origins = run.table.loc[run.table["model"] == model, "cutoff"].nunique()
-    caption = (f"{model.upper()} one-day-ahead forecasts on the {where}, {origins} origins; "
+    cutoffs = run.table.loc[run.table["model"] == model, "cutoff"].nunique()
+    caption = (f"{model.upper()} one-day-ahead forecasts on the {where}, {cutoffs} cutoffs; "
                f"Diebold-Mariano test of equal squared error (p < {ALPHA:g} decides).")
     # Worded again from the comparisons, so that a folder written before the cards and the
     # sentences shared one judge shows no sentence the cards contradict.
@@ -171,7 +171,7 @@ def test_section(run: RunFiles) -> dict:
     wide.insert(0, "actual", one.drop_duplicates("date").set_index("date")["y"])
     wide = wide.reset_index().assign(step=1)
     if run.kind == "backtest":
-        title, what = "Walk-forward: actual vs one-day-ahead forecasts", "forecast origins"
+        title, what = "Walk-forward: actual vs one-day-ahead forecasts", "forecast cutoffs"
     else:
         title, what = "Test period: actual vs one-day-ahead forecasts", "test days"
     start, end = wide["date"].min(), wide["date"].max()
@@ -188,7 +188,7 @@ def backtest_section(run: RunFiles) -> dict:
     if run.kind != "backtest":
         return section("backtest", note(
             "No walk-forward backtest in this folder. `marketcast backtest` scores every model "
-            "from many forecast origins; `marketcast report` on its folder shows the table here."))
+            "from many forecast cutoffs; `marketcast report` on its folder shows the table here."))
     b = run.config.get("backtest", {})
     lag = run.metrics.get("lag_copy", [])
     lag_table = {"kind": "table", "caption": "Lag-copy check (one-day-ahead): do forecasts "
@@ -201,10 +201,10 @@ def backtest_section(run: RunFiles) -> dict:
                            "yes" if r["echoes_last"] else "no"] for r in lag]}
     return section(
         "backtest",
-        {"kind": "text", "text": f"{b.get('n_windows', '?')} forecast origins "
-         f"{b.get('step', '?')} trading day(s) apart; "
-         + (f"a fresh fit every {b['refit_every']} origins" if b.get("refit_every")
-            else "one fit, at the first origin")
+        {"kind": "text", "text": f"{b.get('n_windows', '?')} forecast cutoffs "
+         f"{b.get('stride', b.get('step', '?'))} trading day(s) apart; "
+         + (f"a fresh fit every {b['refit_every']} cutoffs" if b.get("refit_every")
+            else "one fit, at the first cutoff")
          + ("; expanding training window." if b.get("train_size") is None
             else f"; training window of the last {b['train_size']} days.")},
         score_table(run.metrics["metrics"], f"Walk-forward scores ({run.target}, price units)",

@@ -82,7 +82,7 @@ def resume_config(resume: str | None, config_path: str | Path | None,
     """
     folder = checkpoint_folder(load_config(config_path, overrides), resume or True)
     info = _read_session(folder)
-    saved = Config.from_dict(info.get("config"), origin=str(folder / SESSION))
+    saved = Config.from_dict(info.get("config"), where=str(folder / SESSION))
     return load_config(config_path, overrides, base=saved), folder
 
 
@@ -148,7 +148,7 @@ def _open(config: Config, resume: bool | str | Path,
 
 def _check_resumable(folder: Path, name: str, config: Config) -> None:
     info = _read_session(folder)  # again, under the lock: it may have finished meanwhile
-    saved = Config.from_dict(info.get("config"), origin=str(folder / SESSION))
+    saved = Config.from_dict(info.get("config"), where=str(folder / SESSION))
     # The folder was found, so its runs folder is the same, however it is spelled now.
     saved = dataclasses.replace(saved, output=dataclasses.replace(
         saved.output, runs_dir=config.output.runs_dir))
