@@ -49,7 +49,7 @@ def measure(n: int, data: Path, threads: int) -> dict:
     load_s = time.perf_counter() - started
     peak_load_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reset = _reset_peak()
-    fit = fit_global(pooled, config)
+    fit = fit_global(panel, config)
     epoch = fit.history[0]
     return {
         "tickers": len(panel.series), "skipped": len(panel.skipped),

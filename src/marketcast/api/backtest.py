@@ -83,7 +83,7 @@ def backtest(
                             backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs)
     result.seconds = time.perf_counter() - started
     if write:
-        result.path = _write(result, config, frame)
+        result.path = _write_series(result, config, frame)
     return result
 
 
@@ -135,45 +135,36 @@ def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
 
     skipped = pd.DataFrame({"ticker": list(result.skipped),
                             "reason": list(result.skipped.values())})
+    return _write(result, config, "backtest-tickers",
+                  {**result.summary, "skipped": len(result.skipped),
+                   "data": panel_summary(panel)},
+                  {layout.PER_TICKER: result.per_ticker, layout.SKIPPED: skipped})
+
+
+def _write_series(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
+    return _write(result, config, f"backtest-{config.data.ticker or config.data.source}",
+                  {"data": summarize(frame), "data_sha256": data_sha256(frame)}, {})
+
+
+def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
+           tables: dict[str, pd.DataFrame]) -> Path:
+    """The backtest folder: config, the long table, ``tables`` (per-ticker ones),
+    metrics.json (``about_data`` first, then every score) and the report."""
     with run_folder.staged(config.output.runs_dir, config.output.name, kind=Kind.BACKTEST,
-                           label="backtest-tickers") as folder:
+                           label=label) as folder:
         out = folder.path
         files.write_text(out / layout.CONFIG, config_to_toml(config))
         files.write_csv(out / layout.BACKTEST, result.table)
-        files.write_csv(out / layout.PER_TICKER, result.per_ticker)
-        files.write_csv(out / layout.SKIPPED, skipped)
+        for name, table in tables.items():
+            files.write_csv(out / name, table)
+        comparisons = result.comparisons
         files.write_json(out / layout.METRICS, {
-            "kind": "backtest", **result.summary, "skipped": len(result.skipped),
-            "data": panel_summary(panel),
+            "kind": "backtest", **about_data,
             "fits": result.fits,
             "metrics": files.json_records(result.scores),
             "metrics_log_return": files.json_records(result.scores_log_return),
             "lag_copy": files.json_records(result.lag_copy),
-            "interval": config.forecast.interval,
-            "coverage": files.json_records(result.coverage),
-            "verdict": result.verdict,
-            "wall_seconds": round(result.seconds, 2),
-            "environment": files.environment(),
-        })
-        files.write_text(out / layout.REPORT, render_report(out, Kind.BACKTEST))
-    return folder.final
-
-
-def _write(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
-    with run_folder.staged(config.output.runs_dir, config.output.name, kind=Kind.BACKTEST,
-                           label=f"backtest-{config.data.ticker or config.data.source}") as folder:
-        out = folder.path
-        files.write_text(out / layout.CONFIG, config_to_toml(config))
-        files.write_csv(out / layout.BACKTEST, result.table)
-        files.write_json(out / layout.METRICS, {
-            "kind": "backtest",
-            "data": summarize(frame),
-            "data_sha256": data_sha256(frame),
-            "fits": result.fits,
-            "metrics": files.json_records(result.scores),
-            "metrics_log_return": files.json_records(result.scores_log_return),
-            "lag_copy": files.json_records(result.lag_copy),
-            "comparisons": files.json_records(result.comparisons),
+            **({} if comparisons is None else {"comparisons": files.json_records(comparisons)}),
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
             "verdict": result.verdict,
