@@ -74,3 +74,16 @@ def test_no_posix_only_imports():
         if name.split(".")[0] in posix_only
     ]
     assert found == []
+
+
+def test_tune_without_optuna_says_how_to_install_it(monkeypatch):
+    from marketcast.errors import MissingDependencyError
+    from marketcast.scale import tune
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    try:
+        tune.require_optuna()
+    except MissingDependencyError as exc:
+        assert 'pip install "marketcast[tune]"' in str(exc)
+    else:
+        raise AssertionError("expected MissingDependencyError")

@@ -98,7 +98,9 @@ def _verdict(run: RunFiles, per_ticker) -> dict:
         "headline": f"LSTM {judged}",
         "detail": f"median Theil's U {fmt(median, '{:.3f}')} (the random walk's is 1)",
     }
-    caption = ("Each ticker's one-day-ahead test forecasts against tomorrow = today, "
+    which = ("walk-forward one-day-ahead forecasts" if run.kind == "backtest"
+             else "one-day-ahead test forecasts")
+    caption = (f"Each ticker's {which} against tomorrow = today, "
                f"Diebold-Mariano test of equal squared error (p < {ALPHA:g} decides).")
     lines = m.get("verdict", [])
     return section("verdict", {"kind": "cards", "cards": [card], "caption": caption},

@@ -57,7 +57,7 @@ def run_job(config: Config, ticker: str, command: str) -> dict:
             from marketcast.api import backtest
 
             result = backtest(job_config(config, ticker))
-            # metrics.accuracy(by_step=True) returns step as text; compare as numbers.
+            # Step-1 scores: the one-day-ahead comparison a run reports too.
             scores = result.scores[result.scores["step"] == 1]
         row["path"] = str(result.path)
         for score in scores.itertuples():

@@ -167,7 +167,7 @@ def tune(
     return TuneResult(best, value, trials, path, time.perf_counter() - started)
 
 
-def _require_optuna():
+def require_optuna():
     """The ``optuna`` module, or :class:`MissingDependencyError` saying how to install it."""
     try:
         import optuna
@@ -180,7 +180,7 @@ def _require_optuna():
 
 
 def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_trial):
-    optuna = _require_optuna()
+    optuna = require_optuna()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -215,7 +215,7 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
     from marketcast.scale.distributed import ray_session, require_ray
 
     require_ray()
-    optuna = _require_optuna()
+    optuna = require_optuna()
     from ray import tune as ray_tune
     from ray.tune.schedulers import MedianStoppingRule
     from ray.tune.search.optuna import OptunaSearch
