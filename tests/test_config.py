@@ -35,6 +35,12 @@ def test_round_trip_through_toml(tmp_path):
         ("[split]\nval_fraction = 0.5\ntest_fraction = 0.5\n", "leave days for training"),
         ("model = 3\n", r"\[model\] must be a table"),
         ("[model\n", "not valid TOML"),
+        ("[strategy]\nrule = 'short_only'\n", "strategy.rule must be one of long_flat, "
+                                               "long_short, both"),
+        ("[strategy]\ncost_bps = -1\n", "strategy.cost_bps must be 0 or more"),
+        ("[strategy]\ncost_bps = nan\n", "strategy.cost_bps must be 0 or more"),
+        ("[strategy]\nthreshold = 'high'\n", "threshold: expected float, got 'high'"),
+        ("[strategy]\nthreshold = -0.01\n", "strategy.threshold must be a forecast return"),
     ],
 )
 def test_bad_config_files(tmp_path, text, message):
@@ -42,6 +48,15 @@ def test_bad_config_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_strategy_section_from_a_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[strategy]\nrule = 'long_short'\nthreshold = 0\ncost_bps = 10\n")
+    strategy = load_config(path, {"strategy.cost_bps": 2.5}).strategy
+    assert (strategy.rule, strategy.threshold, strategy.cost_bps) == ("long_short", 0.0, 2.5)
+    assert isinstance(strategy.threshold, float)
+    assert (Config().strategy.rule, Config().strategy.cost_bps) == ("both", 5.0)
 
 
 def test_missing_config_file(tmp_path):

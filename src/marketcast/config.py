@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import tomllib
 import types
 import typing
@@ -24,6 +25,7 @@ log = logging.getLogger("marketcast")
 
 TARGET_TRANSFORMS = ("level", "log_return")
 FILL_POLICIES = ("none", "ffill", "drop")
+STRATEGY_RULES = ("long_flat", "long_short", "both")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,20 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True)
+class StrategyConfig:
+    # Trading rule scored on the one-day-ahead forecasts: "long_flat" (long or in cash),
+    # "long_short" (long or short) or "both". Both by default: a forecast can be worth
+    # something long-only and not long-short, or the other way round.
+    rule: str = "both"
+    # Forecast return (a fraction: 0.001 is 0.1%) the next day's forecast must exceed to go
+    # long, or fall below minus it to go short. 0 trades on the forecast's sign alone.
+    threshold: float = 0.0
+    # Trading cost in basis points per unit of turnover (a long-flat-long round trip is two
+    # units): 5 bps is roughly the spread and fees of trading a liquid index fund.
+    cost_bps: float = 5.0
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     runs_dir: str = "runs"
     # Run folder name; None: a timestamp plus the data source.
@@ -131,6 +147,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
@@ -284,6 +301,12 @@ def _check_ranges(config: Config) -> None:
         (config.backtest.train_size is None or config.backtest.train_size >= 2,
          "backtest.train_size must be at least 2"),
         (len(config.backtest.models) > 0, "backtest.models must name at least one model"),
+        (config.strategy.rule in STRATEGY_RULES,
+         f"strategy.rule must be one of {', '.join(STRATEGY_RULES)}"),
+        (math.isfinite(config.strategy.threshold) and config.strategy.threshold >= 0,
+         "strategy.threshold must be a forecast return of 0 or more (0.001 is 0.1%)"),
+        (math.isfinite(config.strategy.cost_bps) and config.strategy.cost_bps >= 0,
+         "strategy.cost_bps must be 0 or more basis points per unit of turnover"),
     ]
     for ok, message in checks:
         if not ok:
