@@ -76,6 +76,8 @@ def test_p_value_never_reads_across_alpha():
     assert format_p(0.0500004) == "DM p = 0.05"  # not significant, and reads so
     assert format_p(0.04999999999) == "DM p < 0.05"
     assert format_p(None) == format_p(float("nan")) == "DM p not computable"
+    assert format_p(0.7134, "bootstrap") == "bootstrap p = 0.713"
+    assert format_p(None, "bootstrap") == "bootstrap p not computable"
 
 
 def test_phrase_and_tally():
@@ -94,6 +96,12 @@ def test_phrase_and_tally():
         "significantly different on 1 (33.3%); DM p < 0.05 decides")
     assert tally(["better"] * 2, "X") == \
         "significantly better than X on 2 of 2 tickers (100.0%); DM p < 0.05 decides"
+    assert tally(["worse"], "buy-and-hold", test="bootstrap") == (
+        "significantly worse than buy-and-hold on 1 of 1 tickers (100.0%); bootstrap p < "
+        "0.05 decides")
+    assert tally([], "X", test="bootstrap").endswith("(no bootstrap p below 0.05)")
+    assert judgement(0.01, -1.0, "buy-and-hold", test="bootstrap") == (
+        "significantly better than buy-and-hold (bootstrap p = 0.01)")
 
 
 # --- forecast tables with known p-values ----------------------------------------------------

@@ -2,7 +2,9 @@
 
 A forecast is called better or worse than another only when the Diebold-Mariano test of
 equal squared error (:func:`marketcast.evaluation.stats.diebold_mariano`) gives p < ALPHA,
-and the p-value is printed beside every call. Every verdict sentence, report card and
+and the p-value is printed beside every call. Other tests (the bootstrap test of a trading
+strategy's Sharpe ratio against buy-and-hold) are judged and worded by the same functions,
+named by their ``test`` argument. Every verdict sentence, report card and
 per-ticker call words its comparison here, so no two places can disagree about what is
 significant. Relative differences may be shown as numbers elsewhere ("-3.9%"), never as
 "better" or "worse".
@@ -45,19 +47,20 @@ def call(p: float | None, difference: float) -> str:
     return NOT_SIGNIFICANT
 
 
-def format_p(p: float | None) -> str:
-    """``"DM p = 0.0103"``, or ``"DM p not computable"`` for NaN or None.
+def format_p(p: float | None, test: str = "DM") -> str:
+    """``"DM p = 0.0103"``, or ``"DM p not computable"`` for NaN or None; ``test`` names
+    the test (``"bootstrap"``: ``"bootstrap p = 0.71"``).
 
     Three significant digits, more when rounding would move the value across ALPHA (0.04996
     must not read as 0.05).
     """
     if p is None or not math.isfinite(p):
-        return "DM p not computable"
+        return f"{test} p not computable"
     for digits in range(3, 7):
         text = f"{p:.{digits}g}"
         if (float(text) < ALPHA) == (p < ALPHA):
-            return f"DM p = {text}"
-    return f"DM p {'<' if p < ALPHA else '>='} {ALPHA:g}"
+            return f"{test} p = {text}"
+    return f"{test} p {'<' if p < ALPHA else '>='} {ALPHA:g}"
 
 
 def phrase(judged: str, other: str) -> str:
@@ -67,31 +70,31 @@ def phrase(judged: str, other: str) -> str:
     return f"{WORDS[judged]} {'from' if judged == NOT_SIGNIFICANT else 'than'} {other}"
 
 
-def judgement(p: float | None, difference: float, other: str) -> str:
+def judgement(p: float | None, difference: float, other: str, test: str = "DM") -> str:
     """The comparison in words with its p-value, e.g. ``"significantly better than the
     random walk (DM p = 0.012)"`` or ``"not significantly different from the linear model
-    (DM p = 0.083)"``; ``difference`` as in :func:`call`."""
-    return f"{phrase(call(p, difference), other)} ({format_p(p)})"
+    (DM p = 0.083)"``; ``difference`` as in :func:`call`, ``test`` as in :func:`format_p`."""
+    return f"{phrase(call(p, difference), other)} ({format_p(p, test)})"
 
 
-def tally(calls: Iterable[str], other: str, unit: str = "tickers") -> str:
+def tally(calls: Iterable[str], other: str, unit: str = "tickers", test: str = "DM") -> str:
     """Judgements of many comparisons (values of :func:`call`) against ``other``, counted.
 
     ``"significantly better than the random walk on 1 of 5 tickers (20.0%), significantly
     worse on 2 (40.0%) and not significantly different on 2 (40.0%); DM p < 0.05 decides"``;
     a judgement no comparison got is left out. When none is significant: ``"not
     significantly different from the random walk on any of the 5 tickers (no DM p below
-    0.05)"``.
+    0.05)"``. ``test`` names the test, as in :func:`format_p`.
     """
     calls = list(calls)
     n, better, worse = len(calls), calls.count(BETTER), calls.count(WORSE)
     if better == worse == 0:
         return f"{phrase(NOT_SIGNIFICANT, other)} on any of the {n} {unit} " \
-               f"(no DM p below {ALPHA:g})"
+               f"(no {test} p below {ALPHA:g})"
     counts = ((BETTER, better), (WORSE, worse), (NOT_SIGNIFICANT, n - better - worse))
     shown = [(judged, k) for judged, k in counts if k]
     (first, k), rest = shown[0], shown[1:]
     parts = [f"{phrase(first, other)} on {k} of {n} {unit} ({k / n:.1%})"]
     parts += [f"{WORDS[judged]} on {k} ({k / n:.1%})" for judged, k in rest]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"{listed}; DM p < {ALPHA:g} decides"
+    return f"{listed}; {test} p < {ALPHA:g} decides"
