@@ -54,7 +54,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import StationaryBootstrap
 
 from marketcast.config import StrategyConfig
 from marketcast.errors import ConfigError
@@ -186,6 +185,8 @@ def block_length(n: int) -> int:
 def resampled_days(n: int, reps: int = REPS, seed: int = 0) -> np.ndarray:
     """(reps, n) indices of the days of each stationary-bootstrap resample, drawn by
     ``arch.bootstrap.StationaryBootstrap`` (mean block length :func:`block_length`)."""
+    from arch.bootstrap import StationaryBootstrap  # ~1 s to import: only when needed
+
     bootstrap = StationaryBootstrap(block_length(n), np.arange(n), seed=seed)
     return np.array([data[0][0] for data in bootstrap.bootstrap(reps)], dtype=np.int64)
 
@@ -360,8 +361,9 @@ def sentence(scores: pd.DataFrame, config: StrategyConfig) -> str:
         return f"no model's forecasts to trade on; buy-and-hold earned {_held(held)}"
     row = scores[(scores["model"] == focus[0]) & (scores["rule"] == focus[1])].iloc[0]
     if row["exposure"] == 0:
-        return (f"{strategy_words(*focus)} never took a position (no forecast return beyond "
-                f"{config.threshold:g}); buy-and-hold earned {_held(held)}")
+        beyond = "above " if focus[1] == "long_flat" else "beyond +/-"
+        return (f"{strategy_words(*focus)} never took a position (no forecast return "
+                f"{beyond}{config.threshold:g}); buy-and-hold earned {_held(held)}")
     return (f"{strategy_words(*focus)} earned {_held(row)} against buy-and-hold's "
             f"{_held(held)} after costs of {config.cost_bps:g} bps per unit traded; its "
             f"Sharpe ratio is {significance.phrase(row['vs_buy_and_hold'], OTHER)} "
