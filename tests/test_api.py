@@ -17,7 +17,7 @@ from marketcast.runs.folder import MANIFEST, check_run
 RUN_FILES = {
     "config.toml", "metrics.json", "predictions.csv", "test_forecasts.csv", "forecast.csv",
     "loss_history.csv", "loss.png", "test.png", "forecast.png", "model.safetensors",
-    "model.json", "residuals.csv", "report.html", MANIFEST,
+    "model.json", "residuals.csv", "strategy.csv", "report.html", MANIFEST,
 }
 
 

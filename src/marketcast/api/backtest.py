@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
+from marketcast.evaluation.strategy import Strategies, per_ticker_columns
+from marketcast.evaluation.strategy import evaluate as evaluate_strategies
 from marketcast.pipeline.series import load_series
 from marketcast.pipeline.walkforward import in_sample_scale, walk_forward
 from marketcast.report import render_report
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
 from marketcast.runs.layout import Kind
+
+log = logging.getLogger("marketcast")
 
 
 @dataclass
@@ -46,6 +51,9 @@ class BacktestResult:
     # One series: every model against the random walk and the linear model, per step
     # (metrics.compare), behind the verdict lines.
     comparisons: pd.DataFrame | None = None
+    # Trading rules on every model's step-1 forecasts against buy-and-hold (per ticker for
+    # many); None when the cutoffs are not consecutive days (--stride above 1).
+    strategy: Strategies | None = None
 
 
 def backtest(
@@ -56,8 +64,9 @@ def backtest(
     """Walk-forward evaluation of every configured model against the random walk.
 
     Scores per model and horizon step in price and log-return space, the Diebold-Mariano
-    tests against the random walk and the linear model, the lag-copy check, and conformal
-    intervals with their empirical coverage. With ``write``, everything is saved as a run folder.
+    tests against the random walk and the linear model, the lag-copy check, conformal
+    intervals with their empirical coverage, and trading rules on the step-1 forecasts
+    against buy-and-hold. With ``write``, everything is saved as a run folder.
     """
     started = time.perf_counter()
     config = config or Config()
@@ -80,7 +89,8 @@ def backtest(
     pairs = compare(table)
     cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs)
+                            backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs,
+                            strategy=_strategies(table, config))
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_series(result, config, frame)
@@ -122,12 +132,25 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
                                for t, rows in table.groupby("ticker", sort=False)])
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    strategies = _strategies(table, config)
+    if strategies is not None:
+        per_ticker = per_ticker.merge(per_ticker_columns(strategies.scores),
+                                      on="ticker", how="left")
     result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
-                            per_ticker, summary, skipped)
+                            per_ticker, summary, skipped, strategy=strategies)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_panel(result, config, panel)
     return result
+
+
+def _strategies(table: pd.DataFrame, config: Config) -> Strategies | None:
+    """The trading rules on the backtest's step-1 forecasts, which need a cutoff every day."""
+    if config.backtest.stride != 1:
+        log.warning("no trading strategy in this backtest: its rules trade every day on "
+                    "the next day's forecast; backtest with --stride 1 for one")
+        return None
+    return evaluate_strategies(table, config.strategy, seed=config.train.seed)
 
 
 def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
@@ -155,6 +178,8 @@ def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
         out = folder.path
         files.write_text(out / layout.CONFIG, config_to_toml(config))
         files.write_csv(out / layout.BACKTEST, result.table)
+        if result.strategy is not None:
+            tables = {**tables, layout.STRATEGY: result.strategy.table}
         for name, table in tables.items():
             files.write_csv(out / name, table)
         comparisons = result.comparisons
@@ -168,6 +193,7 @@ def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
             "verdict": result.verdict,
+            **({} if result.strategy is None else {"strategy": result.strategy.summary}),
             "wall_seconds": round(result.seconds, 2),
             "environment": files.environment(),
         })

@@ -13,6 +13,7 @@ from marketcast import files
 from marketcast.api.save import MODEL_PACKAGES
 from marketcast.config import Config, config_to_toml
 from marketcast.errors import ArtifactError, ConfigError, DataError
+from marketcast.evaluation.strategy import Strategies
 from marketcast.nn.train import Callback
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
@@ -34,6 +35,8 @@ class GlobalRunResult:
     seconds: float
     forecast: pd.DataFrame | None
     tickers: list[str]
+    # Trading rules on each ticker's test-period forecasts against its buy-and-hold.
+    strategy: Strategies | None = None
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -71,9 +74,11 @@ def run_global(config: Config, callback: Callback | None = None,
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
+        strategies = None
         if evaluate:
             per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
             summary = summarize_tickers(per_ticker)
+            per_ticker, strategies = trade_tickers(per_ticker, table, config)
             residuals = ticker_residuals(fit, panel, config)
             future = forecast_tickers(fit, panel, config, residuals)
         verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist()) if evaluate
@@ -95,6 +100,7 @@ def run_global(config: Config, callback: Callback | None = None,
                 # Read back to calibrate forecast intervals: keep every digit.
                 files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
                 files.write_csv(out / layout.FORECAST, future)
+                files.write_csv(out / layout.STRATEGY, strategies.table)
             run_folder.save_model(out, tensors, {
                 **meta, "config": config.to_dict(),
                 "versions": files.package_versions(MODEL_PACKAGES),
@@ -102,6 +108,7 @@ def run_global(config: Config, callback: Callback | None = None,
             files.write_json(out / layout.METRICS, {
                 "kind": "global", "tickers": len(panel.series), **summary,
                 "verdict": [verdict] if verdict else [],
+                **({"strategy": strategies.summary} if strategies else {}),
                 "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
@@ -109,18 +116,32 @@ def run_global(config: Config, callback: Callback | None = None,
             })
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
     return GlobalRunResult(folder.final, per_ticker, summary, verdict, panel.skipped, history,
-                           seconds, future, panel.tickers)
+                           seconds, future, panel.tickers, strategies)
 
 
 @dataclass
 class GlobalEvaluation:
     """A global model's test periods re-scored: per-ticker scores, their summary and
-    verdict, and the long test-period table (``ticker`` column first)."""
+    verdict, the long test-period table (``ticker`` column first) and the trading rules
+    on every ticker's forecasts."""
 
     per_ticker: pd.DataFrame
     summary: dict
     verdict: str
     table: pd.DataFrame
+    strategy: Strategies | None = None
+
+
+def trade_tickers(per_ticker: pd.DataFrame, table: pd.DataFrame,
+                  config: Config) -> tuple[pd.DataFrame, Strategies]:
+    """The trading rules on each ticker's test-period forecasts (each ticker on its own),
+    and ``per_ticker`` with each ticker's Sharpe ratios and their p-values added."""
+    from marketcast.evaluation import strategy
+
+    strategies = strategy.evaluate(table, config.strategy, seed=config.train.seed)
+    per_ticker = per_ticker.merge(strategy.per_ticker_columns(strategies.scores),
+                                  on="ticker", how="left")
+    return per_ticker, strategies
 
 
 def evaluate_global(run_dir: str | Path,
@@ -155,7 +176,8 @@ def evaluate_global(run_dir: str | Path,
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
-    return GlobalEvaluation(per_ticker, summary, verdict, table)
+    per_ticker, strategies = trade_tickers(per_ticker, table, config)
+    return GlobalEvaluation(per_ticker, summary, verdict, table, strategies)
 
 
 def panel_summary(panel) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from marketcast.config import Config
+from marketcast.evaluation.strategy import Strategies
 from marketcast.models import BaseForecaster, LSTMForecaster
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series
@@ -44,6 +45,8 @@ class Evaluation:
     # The LSTM against the random walk and the linear model, per step, with the DM test
     # behind each verdict sentence (metrics.compare).
     comparisons: pd.DataFrame | None = None
+    # Trading rules on every model's test-period forecasts against buy-and-hold.
+    strategy: Strategies | None = None
 
 
 @dataclass

@@ -81,6 +81,9 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         # The p-values behind the verdict, exact: the report words its cards from these.
         summary["comparisons"] = files.json_records(evaluation.comparisons)
         summary["verdict"] = evaluation.verdict
+        if evaluation.strategy is not None:
+            files.write_csv(out / layout.STRATEGY, evaluation.strategy.table)
+            summary["strategy"] = evaluation.strategy.summary
     if future is not None:
         files.write_csv(out / layout.FORECAST, future)
         target = pd.Series(trained.series.y, index=trained.series.dates)

@@ -63,8 +63,10 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
 
 
 def evaluate(trained: Trained) -> Evaluation:
-    """Score every model on the test period, each forecasting from the true history only."""
-    # scipy.stats: not for `forecast`
+    """Score every model on the test period, each forecasting from the true history only,
+    and trade on its one-day-ahead forecasts (:mod:`marketcast.evaluation.strategy`)."""
+    # scipy.stats and arch: not for `forecast`
+    from marketcast.evaluation import strategy
     from marketcast.evaluation.metrics import accuracy, compare, verdict
 
     config, lstm = trained.config, trained.lstm
@@ -74,8 +76,9 @@ def evaluate(trained: Trained) -> Evaluation:
     # Recursion needs the target as only input; with extra features stop at the horizon.
     steps = config.forecast.days if lstm.transform_.n_features_ == 1 else config.model.horizon
     residuals = test_residuals(lstm, trained.series, trained.split, steps)
+    strategies = strategy.evaluate(table, config.strategy, seed=config.train.seed)
     return Evaluation(table, scores, accuracy(table, by_step=True), verdict(comparisons),
-                      residuals, comparisons)
+                      residuals, comparisons, strategies)
 
 
 def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:

@@ -7,14 +7,14 @@ file), and readers dispatch on that recorded kind rather than on which files exi
 kind       written by                      files besides config.toml, metrics.json, report
 =========  ==============================  =================================================
 run        ``run`` (one series)            model, loss history, test forecasts, predictions,
-                                           residuals, forecast, plots
+                                           residuals, forecast, plots, strategy days
 train      ``train``                       model, loss history, plot
-backtest   ``backtest``                    backtest table (one series, or a ``ticker``
-                                           column for many)
+backtest   ``backtest``                    backtest table and strategy days (one series, or
+                                           a ``ticker`` column for many)
 global     ``run --tickers``               model (shared network, per-ticker scalers), loss
                                            history, per-ticker scores, skipped tickers, and
-                                           test forecasts, residuals and forecasts with a
-                                           ``ticker`` column
+                                           test forecasts, residuals, forecasts and strategy
+                                           days with a ``ticker`` column
 =========  ==============================  =================================================
 """
 
@@ -44,6 +44,8 @@ FORECAST = "forecast.csv"
 BACKTEST = "backtest.csv"
 PER_TICKER = "per_ticker.csv"
 SKIPPED = "skipped.csv"
+# Each trading strategy's days on the forecasts (evaluation.strategy), buy-and-hold's too.
+STRATEGY = "strategy.csv"
 LOSS_PLOT = "loss.png"
 TEST_PLOT = "test.png"
 FORECAST_PLOT = "forecast.png"
