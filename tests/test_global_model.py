@@ -113,8 +113,12 @@ def test_global_run_saves_a_model_that_forecasts_each_ticker(capsys, long_csv, t
                            (bbb["lstm_upper"] / bbb["lstm"])[first])
     # Re-scored from the folder: every ticker's scores are the run's.
     again = api.evaluate_run(folder)
+    numbers = [c for c in pd.read_csv(folder / "per_ticker.csv", nrows=0).columns
+               if c not in ("ticker", "lstm_vs_naive")]
     scored = pd.read_csv(folder / "per_ticker.csv", keep_default_na=False,
-                         na_values={c: [""] for c in ("dm_stat", "dm_p_value")})
+                         na_values={c: [""] for c in numbers})
+    assert {"sharpe_buy_and_hold", "sharpe_lstm_long_flat",
+            "sharpe_diff_p_linear_long_short"} <= set(scored.columns)
     pd.testing.assert_frame_equal(again.per_ticker.reset_index(drop=True), scored,
                                   check_dtype=False, rtol=1e-9)
     code, out, _ = cli(capsys, "evaluate", "--run", str(folder))
@@ -139,9 +143,10 @@ def test_global_report(long_csv, tmp_path):
     html = (result.path / REPORT).read_text(encoding="utf-8")
     parsed = Parsed(html)
     assert parsed.sections == list(GLOBAL_SECTIONS)
-    # Loss curve, Theil's U histogram, and the median ticker's test period, forecast fan and
-    # residuals: the sections of a single-series report.
-    assert len(parsed.images) == 5
+    # Loss curve, Theil's U histogram, and the median ticker's test period, two strategy
+    # rules' equity and drawdown, forecast fan and residuals: the sections of a
+    # single-series report.
+    assert len(parsed.images) == 7
     median = result.per_ticker.sort_values(["theils_u_lstm", "ticker"])["ticker"].iloc[1]
     assert f"Shown for {median}, the ticker with the median Theil&#39;s U of 3" in html
     assert all(base64.b64decode(src.split(",", 1)[1]).startswith(PNG) for src in parsed.images)

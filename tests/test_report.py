@@ -91,7 +91,8 @@ def test_report_is_in_the_folder_and_its_manifest(folders, kind):
 def test_run_report_contents(folders):
     html = (folders["run"] / REPORT).read_text(encoding="utf-8")
     page = Parsed(html)
-    assert len(page.images) == 4  # loss, test period, forecast fan, residuals
+    # loss, test period, two strategy rules' equity and drawdown, forecast fan, residuals
+    assert len(page.images) == 6
     metrics = json.loads((folders["run"] / "metrics.json").read_text())
     assert metrics["data_sha256"] in html
     assert "LSTM" in html and "the random walk (tomorrow = today)" in html
@@ -102,7 +103,8 @@ def test_run_report_contents(folders):
 
 def test_backtest_report_contents(folders):
     html = (folders["backtest"] / REPORT).read_text(encoding="utf-8")
-    assert len(Parsed(html).images) == 2  # walk-forward forecasts, residuals
+    # walk-forward forecasts, two strategy rules' equity and drawdown, residuals
+    assert len(Parsed(html).images) == 4
     assert "Walk-forward scores" in html and "Conformal interval coverage" in html
     for model in MODELS:
         assert f"</span>{model}</td>" in html  # a table row with the model's colour swatch

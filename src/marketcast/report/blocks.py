@@ -22,7 +22,8 @@ from marketcast.runs import layout
 
 SECTIONS = {
     "verdict": "Verdict", "config": "Configuration", "data": "Data", "loss": "Training loss",
-    "test": "Test period", "backtest": "Backtest", "forecast": "Forecast",
+    "test": "Test period", "backtest": "Backtest", "strategy": "Strategy",
+    "forecast": "Forecast",
     "residuals": "Residual diagnostics", "environment": "Environment",
 }
 # Section titles, those of a global model's report (report_global.py) included.

@@ -22,11 +22,12 @@ from marketcast.report.single import (
     residuals_section,
     test_section,
 )
+from marketcast.report.strategy import strategy_section
 
 # A single-series report's sections plus the distribution over tickers ("tickers"); the
 # sections about one series show the ticker with the median Theil's U.
 GLOBAL_SECTIONS = ("verdict", "config", "data", "loss", "tickers", "test", "backtest",
-                   "forecast", "residuals", "environment")
+                   "strategy", "forecast", "residuals", "environment")
 # Per-ticker columns shown, in order: (column of per_ticker.csv, heading, format).
 TICKER_COLUMNS = [
     ("ticker", "ticker", "{}"), ("n_test", "test days", "{:.0f}"),
@@ -45,7 +46,7 @@ def global_sections(run: RunFiles) -> list[dict]:
         one_series = [section(key, note("This folder keeps no per-ticker test forecasts; "
                                           "run it again to see them here."))
                       for key in ("test", "backtest", "residuals")]
-        forecast = _forecast(run)
+        forecast, strategy = _forecast(run), strategy_section(run)
     else:
         view = run.for_ticker(shown)
         one_series = [with_ticker(s, shown, len(per_ticker))
@@ -53,11 +54,12 @@ def global_sections(run: RunFiles) -> list[dict]:
                                 residuals_section(view))]
         forecast = with_ticker(forecast_section(view), shown, len(per_ticker))
         forecast["blocks"].extend(_forecast(run)["blocks"])
+        strategy = strategy_section(view)
     test, backtest, residuals = one_series
     return [
         _verdict(run, per_ticker), configuration(run), _data(run), loss(run),
         _tickers(run, per_ticker),
-        test, backtest, forecast, residuals, environment(run),
+        test, backtest, strategy, forecast, residuals, environment(run),
     ]
 
 

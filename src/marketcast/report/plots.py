@@ -23,7 +23,7 @@ from marketcast.evaluation.stats import autocorrelation  # noqa: E402
 # One colour per model across every plot and the report's tables.
 COLORS = {
     "actual": "#222222", "lstm": "#d62728", "naive": "#1f77b4", "linear": "#2ca02c",
-    "drift": "#9467bd", "arima": "#ff7f0e",
+    "drift": "#9467bd", "arima": "#ff7f0e", "buy_and_hold": "#8c564b",
 }
 OTHER = "#7f7f7f"
 # Days shown up close below a long test period.
@@ -186,5 +186,42 @@ def plot_theils_u(per_ticker: pd.DataFrame, out: Path | BinaryIO) -> None:
     ax.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_strategy(days: pd.DataFrame, rule: str, out: Path | BinaryIO) -> None:
+    """Equity (log scale, starting at 1) and drawdown of every model's strategy under
+    ``rule`` against buy-and-hold, net of costs, from the days of ``strategy.csv``
+    (``model, rule, date, net_return``)."""
+    shown = days[(days["rule"] == rule) | (days["model"] == "buy_and_hold")]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.6), height_ratios=(3, 2),
+                                      sharex=True)
+    lowest, highest = 1.0, 1.0
+    for model, rows in shown.groupby("model", sort=False):
+        dates = pd.to_datetime(rows["date"])
+        equity = np.cumprod(1 + rows["net_return"].to_numpy())
+        peak = np.maximum.accumulate(np.maximum(equity, 1.0))
+        lowest, highest = min(lowest, equity.min()), max(highest, equity.max())
+        held = model == "buy_and_hold"
+        # Buy-and-hold on top, dashed: a model that is always long hides under it.
+        style = {"color": color(model), "linewidth": 1.8 if held else 1.2,
+                 "linestyle": "--" if held else "-", "zorder": 3 if held else 2,
+                 "label": "buy-and-hold" if held else model}
+        top.plot(dates, equity, **style)
+        bottom.plot(dates, 100 * (equity / peak - 1), **style)
+    top.set_yscale("log")
+    if highest / lowest < 10:  # within a decade the log scale's own ticks are too few
+        top.yaxis.set_major_locator(mticker.MaxNLocator(nbins=7))
+        top.yaxis.set_minor_formatter(mticker.NullFormatter())
+    top.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    top.axhline(1.0, color="#999999", linewidth=0.8)
+    words = rule.replace("_", "/")
+    top.set(ylabel="equity, net of costs (log scale)",
+            title=f"{words} on each model's one-day-ahead forecasts vs buy-and-hold")
+    top.grid(alpha=0.3, which="both")
+    top.legend(fontsize="small")
+    bottom.set(ylabel="drawdown %", title="Drawdown: below the previous peak")
+    _date_axis(bottom)
     fig.tight_layout()
     _save(fig, out)

@@ -37,13 +37,15 @@ from marketcast.report.blocks import (
     score_table,
     section,
 )
+from marketcast.report.strategy import strategy_section
 
 
 def single_sections(run: RunFiles) -> list[dict]:
     """Every section of a run, train or backtest folder's report, in page order."""
     return [
         _verdict(run), configuration(run), _data(run), loss(run), test_section(run),
-        backtest_section(run), forecast_section(run), residuals_section(run), environment(run),
+        backtest_section(run), strategy_section(run), forecast_section(run),
+        residuals_section(run), environment(run),
     ]
 
 
