@@ -37,13 +37,17 @@ def test_run_train_forecast_evaluate(capsys, prices_csv, tmp_path):
                        "--name", "a", *FAST)
     assert code == 0
     assert "verdict: LSTM RMSE" in out and "the random walk (DM p = " in out
+    assert "strategy: a long/flat strategy on the LSTM's forecasts " in out
+    assert "lstm long/flat" in out and "buy-and-hold" in out  # the table of strategies
+    sentence = next(line for line in out.splitlines() if line.startswith("strategy: "))
     assert "run folder: " in out
     assert out.rstrip().endswith(f"report: {tmp_path / 'runs' / 'a' / 'report.html'}")
     saved = (tmp_path / "runs" / "a" / "forecast.csv").read_text()
     code, out, _ = cli(capsys, "forecast", "--run", str(tmp_path / "runs" / "a"))
     assert code == 0 and out == saved
-    code, out, _ = cli(capsys, "evaluate", "--run", str(tmp_path / "runs" / "a"))
-    assert code == 0 and "verdict: LSTM RMSE" in out
+    code, again, _ = cli(capsys, "evaluate", "--run", str(tmp_path / "runs" / "a"))
+    assert code == 0 and "verdict: LSTM RMSE" in again
+    assert sentence in again  # re-scored: the same strategies, the same bootstrap
     code, out, _ = cli(capsys, "train", "--data", str(prices_csv), "--runs-dir", runs,
                        "--name", "b", *FAST)
     assert code == 0 and "best epoch" in out
@@ -60,8 +64,36 @@ def test_backtest_command(capsys, prices_csv, tmp_path):
     assert code == 0
     assert "walk-forward backtest" in out and "conformal intervals" in out
     assert "verdict: drift: RMSE" in out
+    assert "strategy: a long/flat strategy on the drift model's forecasts" in out
     assert (tmp_path / "runs" / "bt" / "backtest.csv").is_file()
+    assert (tmp_path / "runs" / "bt" / "strategy.csv").is_file()
     assert f"report: {tmp_path / 'runs' / 'bt' / 'report.html'}" in out
+
+
+def test_strategy_options(capsys, prices_csv, tmp_path):
+    runs = tmp_path / "runs"
+    code, out, err = cli(capsys, "backtest", "--data", str(prices_csv), "--runs-dir", str(runs),
+                         "--name", "s", "--models", "naive,linear", "--n-windows", "40",
+                         "--refit-every", "0", "--lookback", "10", "--rule", "long_short",
+                         "--threshold", "0.001", "--cost-bps", "10")
+    assert code == 0, err
+    assert "strategy: a long/short strategy on the linear model's forecasts" in out
+    assert "after costs of 10 bps per unit traded" in out
+    block = json.loads((runs / "s" / "metrics.json").read_text())["strategy"]
+    assert (block["rules"], block["threshold"], block["cost_bps"]) == (["long_short"], 0.001, 10)
+    assert list(block["models"]) == ["linear"] and list(block["models"]["linear"]) == \
+        ["long_short"]
+    days = pd.read_csv(runs / "s" / "strategy.csv")
+    linear = days[days["model"] == "linear"]
+    assert len(linear) == 40 and set(linear["position"]) <= {-1, 0, 1}
+    turnover = linear["position"].diff().fillna(linear["position"]).abs()
+    assert linear["cost"].to_numpy() == pytest.approx(0.001 * turnover.to_numpy(), abs=1e-12)
+    # Cutoffs days apart: no strategy, and a note saying why.
+    code, out, err = cli(capsys, "backtest", "--data", str(prices_csv), "--runs-dir",
+                         str(runs), "--name", "far", "--models", "naive,linear",
+                         "--n-windows", "10", "--stride", "3", "--lookback", "10")
+    assert code == 0 and "note: no trading strategy in this backtest" in err
+    assert "strategy: " not in out and not (runs / "far" / "strategy.csv").exists()
 
 
 def test_forecast_interval_option(capsys, prices_csv, tmp_path):
@@ -131,6 +163,11 @@ def test_data_summary(capsys, prices_csv):
         (["report", "."], "no manifest.json"),
         (["run", "--interval", "1.5"], "forecast.interval must be in [0, 1)"),
         (["data", "--data", "sp500", "--start", "someday"], "--start 'someday' is not a date"),
+        (["run", "--cost-bps", "-1"], "strategy.cost_bps must be 0 or more basis points"),
+        (["backtest", "--cost-bps", "nan"], "strategy.cost_bps must be 0 or more"),
+        (["backtest", "--threshold", "abc"], "'abc' is not a valid float"),
+        (["run", "--threshold", "-0.1"], "strategy.threshold must be a forecast return"),
+        (["run", "--rule", "short"], "'short' is not one of 'long_flat', 'long_short'"),
     ],
 )
 def test_user_mistakes_give_one_line(capsys, args, fragment):

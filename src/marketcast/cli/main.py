@@ -14,7 +14,13 @@ from rich.table import Table
 
 from marketcast.cli.console import err, out
 from marketcast.cli.data import data
-from marketcast.cli.options import BACKTEST_OPTIONS, config_options, rich_table
+from marketcast.cli.options import (
+    BACKTEST_OPTIONS,
+    STRATEGY_OPTIONS,
+    config_options,
+    fmt_value,
+    rich_table,
+)
 from marketcast.cli.progress import CountProgress, EpochProgress
 from marketcast.cli.scale import batch, tune
 from marketcast.errors import MarketcastError
@@ -38,7 +44,7 @@ GLOBAL_OPTIONS = [
 
 
 @cli.command()
-@config_options(extra=GLOBAL_OPTIONS)
+@config_options(extra=GLOBAL_OPTIONS + STRATEGY_OPTIONS)
 def run(config, resume) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
@@ -49,6 +55,7 @@ def run(config, resume) -> None:
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
     _print_scores(result.evaluation)
+    _print_strategy(result.evaluation.strategy)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
               f"{result.forecast['date'].iloc[0].date()} to "
               f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
@@ -78,7 +85,7 @@ def train(config, resume) -> None:
 
 
 @cli.command()
-@config_options(extra=BACKTEST_OPTIONS + GLOBAL_OPTIONS, resumable=False)
+@config_options(extra=BACKTEST_OPTIONS + GLOBAL_OPTIONS + STRATEGY_OPTIONS, resumable=False)
 def backtest(config) -> None:
     """Walk-forward evaluation of every model against the random walk (one global LSTM,
     refitted at each refit, with --tickers)."""
@@ -91,11 +98,13 @@ def backtest(config) -> None:
     result = backtest_api(config, on_fit=on_fit)
     if result.per_ticker is not None:
         _print_distribution(result)
+        _print_strategy(result.strategy, table=False)
         if result.skipped:
             out.print(f"skipped {len(result.skipped)} tickers "
                       f"({', '.join(list(result.skipped)[:5])}); reasons in skipped.csv")
     else:
         _print_backtest(result)
+        _print_strategy(result.strategy)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
     _print_report(result.path)
 
@@ -115,6 +124,7 @@ def _run_global(config, resume) -> None:
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
     _print_distribution(result)
+    _print_strategy(result.strategy, table=False)
     if result.skipped:
         shown = ", ".join(list(result.skipped)[:5])
         out.print(f"skipped {len(result.skipped)} tickers ({shown}); reasons in skipped.csv")
@@ -135,8 +145,10 @@ def evaluate(run_dir) -> None:
     result = evaluate_run(run_dir)
     if isinstance(result, Evaluation):
         _print_scores(result)
+        _print_strategy(result.strategy)
         return
     _print_distribution(result)
+    _print_strategy(result.strategy, table=False)
     out.print(rich_table("test period per ticker", result.per_ticker, [
         (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
         for c in ("ticker", "n_test", "rmse_lstm", "rmse_naive", "theils_u_lstm",
@@ -219,6 +231,35 @@ def _print_backtest(result) -> None:
             ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}")]))
     for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
+
+
+STRATEGY_COLUMNS = [
+    ("model", "strategy", "{}"), ("annual_return", "return a year", "{:.1%}"),
+    ("sharpe", "Sharpe", "{:.2f}"), ("max_drawdown", "max drawdown", "{:.1%}"),
+    ("turnover", "units traded a year", "{:.1f}"), ("exposure", "in the market", "{:.0%}"),
+    ("sharpe_diff_p", "p", "{:.3g}"),
+]
+
+
+def _print_strategy(strategy, table: bool = True) -> None:
+    """The trading rules against buy-and-hold: their scores (one series) and the sentence."""
+    if strategy is None:
+        return
+    if table:
+        title = (f"trading on the one-day-ahead forecasts, net of "
+                 f"{strategy.summary['cost_bps']:g} bps per unit traded (p: bootstrap test of "
+                 "the Sharpe ratio against buy-and-hold's)")
+        table = Table(title=title, pad_edge=False)
+        for i, (_, heading, _) in enumerate(STRATEGY_COLUMNS):
+            table.add_column(heading, justify="right" if i else "left", no_wrap=not i,
+                             min_width=max(len(word) for word in heading.split()))
+        for row in strategy.scores.to_dict(orient="records"):
+            name = row["model"] if row["model"] == row["rule"] else \
+                f"{row['model']} {row['rule'].replace('_', '/')}"
+            table.add_row(name.replace("_", "-"), *[fmt_value(f, row[key])
+                                                    for key, _, f in STRATEGY_COLUMNS[1:]])
+        out.print(table)
+    out.print(f"strategy: {strategy.sentence}", soft_wrap=True)
 
 
 def _print_report(run_dir: Path) -> None:

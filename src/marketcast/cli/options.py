@@ -59,6 +59,17 @@ BACKTEST_OPTIONS = [
 ]
 
 
+# Trading rules on the forecasts (run and backtest).
+STRATEGY_OPTIONS = [
+    ("--rule", "strategy.rule", click.Choice(["long_flat", "long_short", "both"]),
+     "Trading rule on the one-day-ahead forecasts (both)."),
+    ("--threshold", "strategy.threshold", float,
+     "Forecast return a trade needs, e.g. 0.001 for 0.1% (0)."),
+    ("--cost-bps", "strategy.cost_bps", float,
+     "Trading cost in basis points per unit of turnover (5)."),
+]
+
+
 def config_options(func=None, *, extra=(), resumable=True):
     """Add --config, --data, --resume and every setting flag; pass the resolved Config as
     ``config`` and the checkpoint folder to resume (or False) as ``resume``. Commands that
