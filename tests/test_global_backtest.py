@@ -50,6 +50,17 @@ def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
     assert not np.allclose(table[(table["ticker"] == "BBB") & (table["model"] == "lstm")]
                            ["y_hat"], alone.table[alone.table["model"] == "lstm"]["y_hat"])
     assert list(result.per_ticker["ticker"]) == ["AAA", "BBB", "CCC"]
+    # Each ticker trades on its own: BBB's linear strategies are those of BBB alone.
+    scores = result.strategy.scores
+    ours = scores[(scores["ticker"] == "BBB") & (scores["model"] == "linear")]
+    theirs = alone.strategy.scores[alone.strategy.scores["model"] == "linear"]
+    pd.testing.assert_frame_equal(ours.drop(columns="ticker").reset_index(drop=True),
+                                  theirs.reset_index(drop=True))
+    assert result.per_ticker.set_index("ticker").loc["BBB", "sharpe_linear_long_flat"] == \
+        theirs.set_index("rule").loc["long_flat", "sharpe"]
+    assert result.strategy.summary["tickers"] == 3
+    assert list(pd.read_csv(result.path / "strategy.csv", nrows=0).columns[:3]) == \
+        ["ticker", "model", "rule"]
     # The folder: its kind recorded, every single-series section plus the tickers.
     assert kind_of(result.path) == Kind.BACKTEST
     html = (result.path / REPORT).read_text(encoding="utf-8")
@@ -84,6 +95,7 @@ def test_global_backtest_from_the_command_line(long_csv, tmp_path, capsys):
                        "--runs-dir", str(tmp_path / "runs"), "--name", "bt", "--workers", "1")
     assert code == 0, out
     assert "global LSTM over 2 tickers" in out
+    assert "strategy: over 2 tickers, a long/flat strategy on the LSTM's forecasts" in out
     folder = tmp_path / "runs" / "bt"
     assert verify_folder(folder) and kind_of(folder) == Kind.BACKTEST
     code, _, err = cli(capsys, "backtest", "--data", str(long_csv), "--tickers", "AAA",

@@ -67,7 +67,12 @@ def test_run_tickers_command(capsys, long_csv, tmp_path):
                        "--layers", "1", "--units", "4", "--epochs", "2")
     assert code == 0, out
     assert "global LSTM over 2 tickers: median Theil's U" in out
+    assert "strategy: a long/flat strategy on the LSTM's forecasts" in out or \
+        "strategy: over 2 tickers, a long/flat strategy on the LSTM's forecasts" in out
     assert (tmp_path / "runs" / "g" / "per_ticker.csv").is_file()
+    strategy = pd.read_csv(tmp_path / "runs" / "g" / "strategy.csv")
+    assert sorted(strategy["ticker"].unique()) == ["AAA", "CCC"]
+    assert set(strategy["model"]) == {"buy_and_hold", "lstm", "linear"}
     assert out.rstrip().endswith(f"report: {tmp_path / 'runs' / 'g' / 'report.html'}")
 
 

@@ -111,6 +111,34 @@ def test_backtest_report_contents(folders):
     assert "keeps no training history" in html
 
 
+@pytest.mark.parametrize("kind", ["run", "backtest", "global"])
+def test_strategy_section(folders, kind):
+    html = (folders[kind] / REPORT).read_text(encoding="utf-8")
+    part = html.split('<section id="strategy"', 1)[1].split("</section>", 1)[0]
+    block = json.loads((folders[kind] / "metrics.json").read_text())["strategy"]
+    assert block["sentence"].replace("'", "&#39;") in part
+    assert len(Parsed(part).images) == 2  # long/flat and long/short, equity and drawdown
+    assert "Trading on the one-day-ahead forecasts" in part and "always long" in part
+    assert "paired stationary bootstrap" in part
+    if kind == "global":
+        assert "median over 3 tickers" in part and "tickers better" in part
+        assert "the ticker with the median Theil&#39;s U" in part
+    else:
+        lstm = block["models"]["lstm"]["long_flat"]
+        assert f"{lstm['annual_return']:.1%}</td>" in part
+
+
+def test_backtest_with_cutoffs_days_apart_has_no_strategy(config, tmp_path):
+    result = backtest(dataclasses.replace(
+        config, output=OutputConfig(str(tmp_path / "runs"), "apart"),
+        backtest=BacktestConfig(n_windows=10, stride=3, refit_every=0,
+                                models=("naive", "linear"))))
+    assert result.strategy is None and not (result.path / "strategy.csv").exists()
+    html = (result.path / REPORT).read_text(encoding="utf-8")
+    assert Parsed(html).sections == list(SECTIONS)
+    assert "backtest with <code>--stride 1</code>" in html
+
+
 def test_report_command_leaves_a_finished_folder_unchanged(folders, tmp_path):
     folder = copy_folder(folders["run"], tmp_path / "run")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}

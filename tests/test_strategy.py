@@ -159,7 +159,12 @@ def test_a_strategy_that_never_trades_has_no_p_value_and_says_so():
     row = result.scores.set_index("model").loc["lstm"]
     assert row["exposure"] == 0 and math.isnan(row["sharpe_diff_p"])
     assert result.sentence.startswith(
-        "a long/flat strategy on the LSTM's forecasts never took a position")
+        "a long/flat strategy on the LSTM's forecasts never took a position (no forecast "
+        "return above 0); buy-and-hold earned")
+    many = evaluate(pd.concat([step_one_table(y, {"lstm": y[:-1] * 0.99}).assign(ticker=t)
+                               for t in ("A", "B")]), StrategyConfig(rule="long_flat"))
+    assert many.sentence.startswith("a long/flat strategy on the LSTM's forecasts never took "
+                                    "a position on any of 2 tickers")
 
 
 def test_sentence_and_summary():

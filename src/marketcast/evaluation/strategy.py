@@ -382,6 +382,9 @@ def panel_sentence(scores: pd.DataFrame, config: StrategyConfig) -> str:
     if focus is None:
         return f"no model's forecasts to trade on; buy-and-hold earned a median {_held(held)}"
     rows = scores[(scores["model"] == focus[0]) & (scores["rule"] == focus[1])]
+    if (rows["exposure"] == 0).all():
+        return (f"{strategy_words(*focus)} never took a position on any of {tickers} "
+                f"tickers; buy-and-hold earned a median {_held(held)}")
     medians = rows[["annual_return", "sharpe"]].median()
     return (f"over {tickers} tickers, {strategy_words(*focus)} earned a median "
             f"{_held(medians)} against buy-and-hold's {_held(held)} after costs of "
