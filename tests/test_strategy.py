@@ -178,8 +178,9 @@ def test_sentence_and_summary():
     scores = result.scores.set_index(["model", "rule"])
     lstm, held = scores.loc[("lstm", "long_flat")], scores.loc[(BUY_AND_HOLD, BUY_AND_HOLD)]
     assert result.sentence == (
-        f"a long/flat strategy on the LSTM's forecasts earned {lstm['annual_return']:.1%} a "
-        f"year (Sharpe {lstm['sharpe']:.2f}) against buy-and-hold's "
+        f"a long/flat strategy on the LSTM's forecasts was long on {lstm['exposure']:.0%} of "
+        f"days and earned {lstm['annual_return']:.1%} a year (Sharpe {lstm['sharpe']:.2f}) "
+        "against buy-and-hold's "
         f"{held['annual_return']:.1%} a year (Sharpe {held['sharpe']:.2f}) after costs of 5 "
         "bps per unit traded; its Sharpe ratio is not significantly different from "
         f"buy-and-hold's (bootstrap p = {lstm['sharpe_diff_p']:.3g})")
