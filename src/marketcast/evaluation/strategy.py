@@ -49,6 +49,7 @@ risk-free rate:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -182,13 +183,17 @@ def block_length(n: int) -> int:
     return max(1, round(math.sqrt(n)))
 
 
+@functools.lru_cache(maxsize=4)  # tickers with test periods of one length share them
 def resampled_days(n: int, reps: int = REPS, seed: int = 0) -> np.ndarray:
     """(reps, n) indices of the days of each stationary-bootstrap resample, drawn by
-    ``arch.bootstrap.StationaryBootstrap`` (mean block length :func:`block_length`)."""
+    ``arch.bootstrap.StationaryBootstrap`` (mean block length :func:`block_length`); read
+    only."""
     from arch.bootstrap import StationaryBootstrap  # ~1 s to import: only when needed
 
     bootstrap = StationaryBootstrap(block_length(n), np.arange(n), seed=seed)
-    return np.array([data[0][0] for data in bootstrap.bootstrap(reps)], dtype=np.int64)
+    days = np.array([data[0][0] for data in bootstrap.bootstrap(reps)], dtype=np.int64)
+    days.flags.writeable = False
+    return days
 
 
 def sharpe_diff_p(returns: np.ndarray, benchmark: np.ndarray, seed: int = 0,
@@ -245,21 +250,21 @@ def strategy_scores(days: pd.DataFrame, seed: int = 0, reps: int = REPS) -> pd.D
     return frame
 
 
-def evaluate(table: pd.DataFrame, config: StrategyConfig | None = None, seed: int = 0,
-             reps: int = REPS) -> Strategies:
+def evaluate(table: pd.DataFrame, config: StrategyConfig | None = None,
+             seed: int = 0) -> Strategies:
     """The strategies of ``config`` on a forecast table: one series, or every ticker on its
     own when the table has a ``ticker`` column."""
     config = config or StrategyConfig()
     rules = rules_of(config.rule)
     if "ticker" not in table.columns:
         days = strategy_table(table, rules, config.threshold, config.cost_bps)
-        scores = strategy_scores(days, seed, reps)
+        scores = strategy_scores(days, seed)
         return Strategies(days, scores, summary(scores, config), sentence(scores, config))
     tables, scored = [], []
     for ticker, rows in table.groupby("ticker", sort=False):
         days = strategy_table(rows, rules, config.threshold, config.cost_bps)
         tables.append(days.assign(ticker=ticker))
-        scored.append(strategy_scores(days, seed, reps).assign(ticker=ticker))
+        scored.append(strategy_scores(days, seed).assign(ticker=ticker))
     days, scores = (_ticker_first(pd.concat(frames, ignore_index=True))
                     for frames in (tables, scored))
     return Strategies(days, scores, panel_summary(scores, config),
