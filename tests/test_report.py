@@ -103,7 +103,8 @@ def test_run_report_contents(folders):
 def test_backtest_report_contents(folders):
     html = (folders["backtest"] / REPORT).read_text(encoding="utf-8")
     assert len(Parsed(html).images) == 2  # walk-forward forecasts, residuals
-    assert "Walk-forward scores" in html and "Conformal interval coverage" in html
+    assert "Walk-forward scores" in html and "judged as a value-at-risk model" in html
+    assert "Kupiec p" in html and "storm %" in html
     for model in MODELS:
         assert f"</span>{model}</td>" in html  # a table row with the model's colour swatch
     assert "keeps no training history" in html

@@ -15,6 +15,7 @@ from marketcast import files
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
+from marketcast.evaluation.interval_tests import interval_evaluation, volatility_regimes
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
 from marketcast.pipeline.series import load_series
@@ -78,7 +79,10 @@ def backtest(
     scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
     lag = lag_copy(table)
     pairs = compare(table)
-    cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
+    cover = pd.DataFrame()
+    if config.forecast.interval > 0:  # judged as a value-at-risk model would be
+        regimes = volatility_regimes(series.dates, series.y)
+        cover = interval_evaluation(table, config.forecast.interval, regimes)
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
                             backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs)
     result.seconds = time.perf_counter() - started

@@ -214,9 +214,14 @@ def _print_backtest(result) -> None:
         ("mase", "MASE", "{:.3f}")] + SCORE_COLUMNS[5:]
     out.print(rich_table("walk-forward backtest (price units)", result.scores, columns))
     if len(result.coverage):
-        out.print(rich_table("conformal intervals", result.coverage, [
-            ("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
-            ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}")]))
+        shown = [("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
+                 ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}"),
+                 ("interval_score", "interval score", "{:.2f}"),
+                 ("coverage_low", "calm %", "{:.1f}"), ("coverage_high", "storm %", "{:.1f}"),
+                 ("kupiec_p", "Kupiec p", "{:.3g}"),
+                 ("christoffersen_cc_p", "Christoffersen p", "{:.3g}")]
+        out.print(rich_table("conformal intervals", result.coverage,
+                             [c for c in shown if c[0] in result.coverage.columns]))
     for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
 

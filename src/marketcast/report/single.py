@@ -212,6 +212,32 @@ def backtest_section(run: RunFiles) -> dict:
         lag_table if lag else None)
 
 
+# Interval columns of a backtest's coverage table: (key, heading, format). Older folders and
+# many-ticker backtests have only the first three.
+INTERVAL_COLUMNS = [
+    ("n", "n", "{}"), ("coverage", "coverage %", "{:.1f}"),
+    ("mean_width", "mean width (price units)", "{:.3g}"),
+    ("interval_score", "interval score", "{:.3g}"),
+    ("pinball_lower", "pinball lower", "{:.3g}"), ("pinball_upper", "pinball upper", "{:.3g}"),
+    ("coverage_low", "calm %", "{:.1f}"), ("coverage_mid", "middle %", "{:.1f}"),
+    ("coverage_high", "storm %", "{:.1f}"), ("kupiec_p", "Kupiec p", "{:.3g}"),
+    ("christoffersen_ind_p", "independence p", "{:.3g}"),
+    ("christoffersen_cc_p", "cond. coverage p", "{:.3g}"),
+]
+
+
+def interval_table(cover: list[dict]) -> dict:
+    """The backtest's interval evaluation: coverage overall and in calm, middle and stormy
+    volatility terciles (known at each cutoff), interval score, pinball losses, and the
+    Kupiec and Christoffersen tests a risk manager applies to value-at-risk bands."""
+    columns = [c for c in INTERVAL_COLUMNS if c[0] in cover[0]]
+    return {"kind": "table", "caption": "Conformal intervals judged as a value-at-risk model "
+            "(volatility terciles from the 20-day realised volatility known at each cutoff)",
+            "columns": ["model", "step", *[h for _, h, _ in columns]],
+            "rows": [[{"model": r["model"]}, fmt(r["step"]),
+                      *[fmt(r.get(k), f) for k, _, f in columns]] for r in cover]}
+
+
 def forecast_section(run: RunFiles) -> dict:
     level = run.config.get("forecast", {}).get("interval")
     if run.kind == "backtest":
@@ -220,11 +246,7 @@ def forecast_section(run: RunFiles) -> dict:
             "A backtest makes no forecast past the end of its data: `marketcast run` does. "
             f"Below, how often the {fmt(level, '{:.0%}')} conformal interval of each "
             "walk-forward forecast held the outcome."),
-            {"kind": "table", "caption": "Conformal interval coverage",
-             "columns": ["model", "step", "n", "coverage %", "mean width (price units)"],
-             "rows": [[{"model": r["model"]}, fmt(r["step"]), fmt(r["n"]),
-                       fmt(r["coverage"], "{:.1f}"), fmt(r["mean_width"], "{:.3g}")]
-                      for r in cover]} if cover else None)
+            interval_table(cover) if cover else None)
     future, meta = run.csv("forecast.csv"), run.meta
     if future is None or "context_dates" not in meta:
         return section("forecast", note(
