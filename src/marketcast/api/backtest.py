@@ -71,7 +71,7 @@ def backtest(
     frame, series = load_series(config)
     table, fits = walk_forward(series, config, on_fit)
     if config.forecast.interval > 0:
-        table = add_sequential_intervals(table, config.forecast.interval)
+        table = _conformal_unless_own(table, config.forecast.interval)
     first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
     scale = in_sample_scale(series, first)
     scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
@@ -89,6 +89,18 @@ def backtest(
     if write:
         result.path = _write_series(result, config, frame)
     return result
+
+
+def _conformal_unless_own(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Split-conformal bounds for every model but those that forecast their own (GARCH's
+    from its conditional variance), whose bounds are kept."""
+    own = table[["lower", "upper"]].copy() if "lower" in table.columns else None
+    out = add_sequential_intervals(table.drop(columns=["lower", "upper"], errors="ignore"),
+                                   level)
+    if own is not None:
+        keep = own["lower"].notna()
+        out.loc[keep, ["lower", "upper"]] = own.loc[keep].to_numpy()
+    return out
 
 
 def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> BacktestResult:
@@ -112,7 +124,7 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     table, fits, skipped = walk_forward_panel(panel, config, on_fit)
     skipped = {**panel.skipped, **skipped}
     if config.forecast.interval > 0:
-        table = pd.concat([add_sequential_intervals(rows, config.forecast.interval)
+        table = pd.concat([_conformal_unless_own(rows, config.forecast.interval)
                            for _, rows in table.groupby("ticker", sort=False)],
                           ignore_index=True)
     one_series = table.drop(columns="ticker")
