@@ -3,13 +3,16 @@ test are arch's on the same loss matrix and seed, the Benjamini-Hochberg adjustm
 statsmodels' and a hand-computed one, and the shares and sentences built on them never call a
 model better at p >= 0.05."""
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
 from arch.bootstrap import MCS, SPA
 from statsmodels.stats.multitest import multipletests
-from test_significance import claims, forecast_table
+from test_significance import backtest_folder, claims, forecast_table, page_text
 
+from marketcast import files
 from marketcast.evaluation.multiple import (
     adjust_p_values,
     adjusted_calls,
@@ -25,6 +28,8 @@ from marketcast.evaluation.multiple import (
 )
 from marketcast.evaluation.significance import best_of, by_chance, format_p
 from marketcast.pipeline.global_model import adjust_tickers, global_verdict, summarize_tickers
+from marketcast.report import render_report
+from marketcast.runs.layout import Kind
 
 
 def four_models(n: int = 200, seed: int = 3) -> pd.DataFrame:
@@ -239,3 +244,20 @@ def test_adjustment_never_calls_better_at_an_adjusted_p_of_alpha_or_more():
                      "tickers (no BH-adjusted DM p below 0.05)")
     assert summarize_tickers(per_ticker)["lstm_better_adjusted_pct"] == 0.0
 
+
+# --- the report's backtest section ----------------------------------------------------------
+
+def test_backtest_report_shows_the_set_and_the_spa_test(tmp_path):
+    table = forecast_table(10, n=80)
+    folder = backtest_folder(tmp_path / "bt", table)
+    older = html.unescape(page_text(render_report(folder, Kind.BACKTEST)))
+    assert "No test of all models at once in this folder" in older
+    mcs, spa = mcs_and_spa(table)
+    metrics = files.read_json(folder / "metrics.json")
+    files.write_json(folder / "metrics.json", {**metrics, "mcs": mcs, "spa": spa})
+    text = html.unescape(page_text(render_report(folder, Kind.BACKTEST)))
+    backtest = text.split("Backtest", 2)[-1]
+    assert describe_mcs(mcs) in backtest and describe_spa(spa) in backtest
+    assert "Model confidence set (90%)" in backtest and "a mean block of 8 cutoffs" in backtest
+    assert f"between the lower {spa['pvalues']['lower']:.3g}" in backtest
+    assert spa["p_value"] >= 0.05 and claims(text) == []
