@@ -103,6 +103,7 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     (:func:`~marketcast.pipeline.walkforward.walk_forward_panel`), each ticker scored and
     given intervals as one series is, then the distribution over tickers."""
     from marketcast.pipeline.global_model import (
+        adjust_tickers,
         global_verdict,
         summarize_tickers,
         ticker_scores,
@@ -131,8 +132,10 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     cover = coverage(one_series) if config.forecast.interval > 0 else pd.DataFrame()
     per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
                                for t, rows in table.groupby("ticker", sort=False)])
+    per_ticker = adjust_tickers(per_ticker)
     summary = summarize_tickers(per_ticker)
-    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
+                             per_ticker["lstm_vs_naive_adjusted"].tolist())
     result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
                             per_ticker, summary, skipped)
     result.seconds = time.perf_counter() - started
