@@ -11,6 +11,7 @@ from test_global_model import global_config
 from test_report import Parsed
 
 from marketcast import api
+from marketcast.evaluation.multiple import adjust_p_values
 from marketcast.report import REPORT
 from marketcast.report.panel import GLOBAL_SECTIONS
 from marketcast.runs.folder import kind_of, verify_folder
@@ -50,6 +51,14 @@ def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
     assert not np.allclose(table[(table["ticker"] == "BBB") & (table["model"] == "lstm")]
                            ["y_hat"], alone.table[alone.table["model"] == "lstm"]["y_hat"])
     assert list(result.per_ticker["ticker"]) == ["AAA", "BBB", "CCC"]
+    # Each ticker's DM p-value adjusted across the tickers (Benjamini-Hochberg).
+    np.testing.assert_array_equal(result.per_ticker["dm_p_adjusted"],
+                                  adjust_p_values(result.per_ticker["dm_p_value"]))
+    assert result.summary["chance_pct"] == 2.5 and "lstm_better_adjusted_pct" in result.summary
+    assert "after Benjamini-Hochberg adjustment across tickers: " in result.verdict[0]
+    assert result.mcs is None and result.spa is None  # one series' tests only
+    saved = pd.read_csv(result.path / "per_ticker.csv")
+    np.testing.assert_allclose(saved["dm_p_adjusted"], result.per_ticker["dm_p_adjusted"])
     # The folder: its kind recorded, every single-series section plus the tickers.
     assert kind_of(result.path) == Kind.BACKTEST
     html = (result.path / REPORT).read_text(encoding="utf-8")

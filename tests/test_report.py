@@ -108,6 +108,7 @@ def test_backtest_report_contents(folders):
     for model in MODELS:
         assert f"</span>{model}</td>" in html  # a table row with the model's colour swatch
     assert "keeps no training history" in html
+    assert "Model confidence set (90%)" in html and "SPA vs the random walk: " in html
 
 
 def test_report_command_leaves_a_finished_folder_unchanged(folders, tmp_path):

@@ -18,6 +18,7 @@ from marketcast.errors import ConfigError
 from marketcast.evaluation.interval_tests import interval_evaluation, volatility_regimes
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
+from marketcast.evaluation.multiple import describe, mcs_and_spa
 from marketcast.pipeline.series import load_series
 from marketcast.pipeline.walkforward import in_sample_scale, walk_forward
 from marketcast.report import render_report
@@ -47,6 +48,10 @@ class BacktestResult:
     # One series: every model against the random walk and the linear model, per step
     # (metrics.compare), behind the verdict lines.
     comparisons: pd.DataFrame | None = None
+    # One series: the Model Confidence Set of every model and Hansen's SPA test against the
+    # random walk, on the step-1 squared errors (evaluation.multiple); None when not run.
+    mcs: dict | None = None
+    spa: dict | None = None
 
 
 def backtest(
@@ -58,7 +63,11 @@ def backtest(
 
     Scores per model and horizon step in price and log-return space, the Diebold-Mariano
     tests against the random walk and the linear model, the lag-copy check, and conformal
-    intervals with their empirical coverage. With ``write``, everything is saved as a run folder.
+    intervals with their empirical coverage. For one series, the tests of every model at
+    once on the step-1 squared errors: the 90% Model Confidence Set and Hansen's SPA test
+    against the random walk (their lines end the verdict). With many tickers, each ticker's
+    Diebold-Mariano p-value is also adjusted across tickers (Benjamini-Hochberg). With
+    ``write``, everything is saved as a run folder.
     """
     started = time.perf_counter()
     config = config or Config()
@@ -83,8 +92,10 @@ def backtest(
     if config.forecast.interval > 0:  # judged as a value-at-risk model would be
         regimes = volatility_regimes(series.dates, series.y)
         cover = interval_evaluation(table, config.forecast.interval, regimes)
+    mcs, spa = mcs_and_spa(table)
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs)
+                            backtest_verdict(pairs, lag) + describe(mcs, spa), fits, 0.0,
+                            comparisons=pairs, mcs=mcs, spa=spa)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_series(result, config, frame)
@@ -108,6 +119,7 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     (:func:`~marketcast.pipeline.walkforward.walk_forward_panel`), each ticker scored and
     given intervals as one series is, then the distribution over tickers."""
     from marketcast.pipeline.global_model import (
+        adjust_tickers,
         global_verdict,
         summarize_tickers,
         ticker_scores,
@@ -136,8 +148,10 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     cover = coverage(one_series) if config.forecast.interval > 0 else pd.DataFrame()
     per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
                                for t, rows in table.groupby("ticker", sort=False)])
+    per_ticker = adjust_tickers(per_ticker)
     summary = summarize_tickers(per_ticker)
-    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
+                             per_ticker["lstm_vs_naive_adjusted"].tolist())
     result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
                             per_ticker, summary, skipped)
     result.seconds = time.perf_counter() - started
@@ -181,6 +195,8 @@ def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
             "metrics_log_return": files.json_records(result.scores_log_return),
             "lag_copy": files.json_records(result.lag_copy),
             **({} if comparisons is None else {"comparisons": files.json_records(comparisons)}),
+            **({} if result.mcs is None else {"mcs": result.mcs}),
+            **({} if result.spa is None else {"spa": result.spa}),
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
             "verdict": result.verdict,

@@ -140,7 +140,7 @@ def evaluate(run_dir) -> None:
     out.print(rich_table("test period per ticker", result.per_ticker, [
         (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
         for c in ("ticker", "n_test", "rmse_lstm", "rmse_naive", "theils_u_lstm",
-                  "dm_p_value", "lstm_vs_naive")]))
+                  "dm_p_value", "dm_p_adjusted", "lstm_vs_naive")]))
 
 
 def _print_distribution(result) -> None:

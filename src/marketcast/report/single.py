@@ -17,6 +17,7 @@ from marketcast.evaluation.metrics import (
     compare,
     verdict,
 )
+from marketcast.evaluation.multiple import describe_mcs, describe_spa
 from marketcast.evaluation.significance import (
     ALPHA,
     BETTER,
@@ -209,7 +210,46 @@ def backtest_section(run: RunFiles) -> dict:
             else f"; training window of the last {b['train_size']} days.")},
         score_table(run.metrics["metrics"], f"Walk-forward scores ({run.target}, price units)",
                      by_step=True),
-        lag_table if lag else None)
+        lag_table if lag else None,
+        *all_models(run))
+
+
+def all_models(run: RunFiles) -> list[dict]:
+    """The tests of every model at once saved in metrics.json: the Model Confidence Set and
+    Hansen's SPA test against the random walk (see :mod:`marketcast.evaluation.multiple`)."""
+    mcs, spa = run.metrics.get("mcs"), run.metrics.get("spa")
+    if mcs is None and spa is None:
+        # One ticker of a many-ticker backtest: its tickers are compared under Tickers.
+        return [] if run.ticker is not None else [note(
+            "No test of all models at once in this folder (it needs two models, and "
+            "backtests written before it was added have none): `marketcast backtest` "
+            "again gives the model confidence set and the SPA test.")]
+    lines = [describe_mcs(mcs)] if mcs is not None else []
+    if spa is not None:
+        p = spa["pvalues"]
+        lines.append(f"{describe_spa(spa)}; Hansen's consistent p-value, between the lower "
+                     f"{fmt(p['lower'], '{:.3g}')} and the upper {fmt(p['upper'], '{:.3g}')} "
+                     "(White's Reality Check)")
+    blocks = [{"kind": "list", "items": lines}]
+    if mcs is not None:
+        floor = 1 / mcs["reps"]
+        blocks.append({
+            "kind": "table",
+            "caption": f"Model confidence set ({mcs['level']:.0%}), step-1 squared errors of "
+                       f"{mcs['n']} cutoffs",
+            "columns": ["model", "MSE (price units²)", "MCS p", "in the set"],
+            "rows": [[{"model": m}, fmt(mcs["mse"][m], "{:.4g}"),
+                      f"< {floor:g}" if p is not None and p < floor else fmt(p, "{:.3g}"),
+                      "yes" if m in mcs["included"] else "no"]
+                     for m, p in mcs["pvalues"].items()]})
+        blocks.append({"kind": "text", "text": (
+            "The set holds the models whose squared errors are not significantly larger than "
+            f"the best's; a model leaves it at MCS p <= {mcs['size']:g} (Hansen, Lunde and "
+            f"Nason; range statistic, stationary bootstrap with a mean block of "
+            f"{mcs['block_size']} cutoffs, {mcs['reps']} resamples, seed {mcs['seed']}). The "
+            "SPA test asks whether the best of the others has smaller squared errors than "
+            "the random walk's (tomorrow = today).")})
+    return blocks
 
 
 # Interval columns of a backtest's coverage table: (key, heading, format). Older folders and
