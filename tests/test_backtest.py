@@ -9,6 +9,7 @@ from conftest import synthetic_prices
 from marketcast.api import backtest
 from marketcast.config import BacktestConfig
 from marketcast.errors import ConfigError, DataError
+from marketcast.evaluation.multiple import describe, mcs_and_spa
 from marketcast.models.arima import ARIMAForecaster
 from marketcast.models.baselines import DriftForecaster
 from marketcast.pipeline.series import load_series
@@ -124,6 +125,13 @@ def test_backtest_writes_scores_and_verdict(config):
     table = pd.read_csv(result.path / "backtest.csv")
     assert list(table.columns[:6]) == ["model", "cutoff", "date", "step", "y", "y_hat"]
     assert table["lower"].notna().sum() == 4 * (40 - 20)
+    # Every model at once: the 90% model confidence set and the SPA test vs the random walk,
+    # on the step-1 squared errors, saved and ending the verdict.
+    mcs, spa = mcs_and_spa(result.table)
+    assert result.mcs == mcs == metrics["mcs"] and result.spa == spa == metrics["spa"]
+    assert set(mcs["pvalues"]) == {"lstm", "naive", "drift", "linear"} and mcs["n"] == 40
+    assert spa["models"] == ["lstm", "drift", "linear"]
+    assert result.verdict[-2:] == metrics["verdict"][-2:] == describe(mcs, spa)
 
 
 def test_backtest_log_return_scores_match_price_direction(config):

@@ -2,7 +2,11 @@
 
 import dataclasses
 
-from marketcast.scale.batch import all_tickers, job_config, run_job
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from marketcast.scale.batch import adjust_columns, all_tickers, job_config, run_job
 
 
 def test_all_tickers_in_file_order(long_csv):
@@ -23,3 +27,22 @@ def test_run_job_turns_our_errors_into_a_row(long_csv, config):
     row = run_job(config, "NOPE", "run")
     assert row["ticker"] == "NOPE" and row["status"] == "error" and row["path"] == ""
     assert row["error"].startswith("ticker 'NOPE' not in")
+
+
+def test_adjusted_p_value_beside_each_dm_p_value():
+    table = pd.DataFrame({
+        "ticker": ["A", "B", "C", "NOPE"], "status": ["ok"] * 3 + ["error"],
+        "rmse_naive": [1.0, 1.0, 1.0, np.nan], "rmse_lstm": [1.0, 1.0, 1.0, np.nan],
+        "dm_p_lstm": [0.01, 0.04, 0.03, np.nan], "rmse_linear": [1.0, 1.0, 1.0, np.nan],
+        "dm_p_linear": [0.5, 0.2, 0.9, np.nan]})
+    adjusted = adjust_columns(table)
+    assert list(adjusted.columns) == [
+        "ticker", "status", "rmse_naive", "rmse_lstm", "dm_p_lstm", "dm_p_adjusted_lstm",
+        "rmse_linear", "dm_p_linear", "dm_p_adjusted_linear"]
+    # Over the three tickers with a p-value (by hand: 0.03, 0.04, 0.03; the failed job stays
+    # NaN), and exactly statsmodels' Benjamini-Hochberg.
+    np.testing.assert_allclose(adjusted["dm_p_adjusted_lstm"], [0.03, 0.04, 0.04, np.nan],
+                               rtol=1e-12)
+    np.testing.assert_array_equal(adjusted["dm_p_adjusted_linear"][:3],
+                                  multipletests([0.5, 0.2, 0.9], method="fdr_bh")[1])
+    pd.testing.assert_frame_equal(adjusted[table.columns], table)

@@ -64,6 +64,8 @@ def test_backtest_command(capsys, prices_csv, tmp_path):
     assert code == 0
     assert "walk-forward backtest" in out and "conformal intervals" in out
     assert "verdict: drift: RMSE" in out
+    assert "verdict: model confidence set (90%): " in out
+    assert "verdict: SPA vs the random walk: " in out and "(SPA p " in out
     assert "strategy: a long/flat strategy on the drift model's forecasts" in out
     assert (tmp_path / "runs" / "bt" / "backtest.csv").is_file()
     assert (tmp_path / "runs" / "bt" / "strategy.csv").is_file()

@@ -11,6 +11,7 @@ from test_global_model import global_config
 from test_report import Parsed
 
 from marketcast import api
+from marketcast.evaluation.multiple import adjust_p_values
 from marketcast.report import REPORT
 from marketcast.report.panel import GLOBAL_SECTIONS
 from marketcast.runs.folder import kind_of, verify_folder
@@ -50,6 +51,14 @@ def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
     assert not np.allclose(table[(table["ticker"] == "BBB") & (table["model"] == "lstm")]
                            ["y_hat"], alone.table[alone.table["model"] == "lstm"]["y_hat"])
     assert list(result.per_ticker["ticker"]) == ["AAA", "BBB", "CCC"]
+    # Each ticker's DM p-value adjusted across the tickers (Benjamini-Hochberg).
+    np.testing.assert_array_equal(result.per_ticker["dm_p_adjusted"],
+                                  adjust_p_values(result.per_ticker["dm_p_value"]))
+    assert result.summary["chance_pct"] == 2.5 and "lstm_better_adjusted_pct" in result.summary
+    assert "after Benjamini-Hochberg adjustment across tickers: " in result.verdict[0]
+    assert result.mcs is None and result.spa is None  # one series' tests only
+    saved = pd.read_csv(result.path / "per_ticker.csv")
+    np.testing.assert_allclose(saved["dm_p_adjusted"], result.per_ticker["dm_p_adjusted"])
     # Each ticker trades on its own: BBB's linear strategies are those of BBB alone.
     scores = result.strategy.scores
     ours = scores[(scores["ticker"] == "BBB") & (scores["model"] == "linear")]
@@ -95,7 +104,9 @@ def test_global_backtest_from_the_command_line(long_csv, tmp_path, capsys):
                        "--runs-dir", str(tmp_path / "runs"), "--name", "bt", "--workers", "1")
     assert code == 0, out
     assert "global LSTM over 2 tickers" in out
-    assert "strategy: over 2 tickers, a long/flat strategy on the LSTM's forecasts" in out
+    (line,) = [line for line in out.splitlines() if line.startswith("strategy: ")]
+    # Over both tickers (medians), or that the tiny LSTM never took a position on either.
+    assert "a long/flat strategy on the LSTM's forecasts" in line and "2 tickers" in line
     folder = tmp_path / "runs" / "bt"
     assert verify_folder(folder) and kind_of(folder) == Kind.BACKTEST
     code, _, err = cli(capsys, "backtest", "--data", str(long_csv), "--tickers", "AAA",

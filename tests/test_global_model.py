@@ -13,6 +13,7 @@ from test_report import PNG, Parsed
 
 from marketcast import api
 from marketcast.api import run_global
+from marketcast.evaluation.multiple import adjust_p_values
 from marketcast.pipeline.global_model import summarize_tickers
 from marketcast.report import REPORT, render_report, report
 from marketcast.report.panel import GLOBAL_SECTIONS
@@ -38,6 +39,7 @@ def test_run_global_scores_every_ticker(long_csv, tmp_path):
     y = pd.read_csv(long_csv).query("Name == 'AAA'")["close"].to_numpy()
     assert table.loc[0, "rmse_naive"] == pytest.approx(np.sqrt(np.mean(np.diff(y)[169:] ** 2)))
     np.testing.assert_allclose(table["theils_u_lstm"], table["rmse_lstm"] / table["rmse_naive"])
+    np.testing.assert_array_equal(table["dm_p_adjusted"], adjust_p_values(table["dm_p_value"]))
     u = table["theils_u_lstm"]
     assert result.summary["theils_u_lstm"]["median"] == pytest.approx(u.median())
     assert set(table["lstm_vs_naive"]) <= {"better", "worse", "not significant"}
@@ -67,6 +69,11 @@ def test_run_tickers_command(capsys, long_csv, tmp_path):
                        "--layers", "1", "--units", "4", "--epochs", "2")
     assert code == 0, out
     assert "global LSTM over 2 tickers: median Theil's U" in out
+    assert "; with no skill, chance alone would put 2.5% of tickers in each direction" in out
+    assert "after Benjamini-Hochberg adjustment across tickers: " in out
+    saved = json.loads((tmp_path / "runs" / "g" / "metrics.json").read_text())
+    assert saved["chance_pct"] == 2.5
+    assert {"lstm_better_adjusted_pct", "lstm_worse_adjusted_pct"} <= set(saved)
     assert "strategy: a long/flat strategy on the LSTM's forecasts" in out or \
         "strategy: over 2 tickers, a long/flat strategy on the LSTM's forecasts" in out
     assert (tmp_path / "runs" / "g" / "per_ticker.csv").is_file()
@@ -167,6 +174,7 @@ def test_global_report(long_csv, tmp_path):
     report(result.path)
     assert (result.path / REPORT).read_bytes() == before
     assert "600 rows over 3 tickers" in html
+    assert "BH-adjusted p" in scores and "Benjamini-Hochberg adjusted across tickers: " in html
     # A global folder from before its kind was recorded (in the manifest, or in
     # metrics.json) is still reported as one.
     older = shutil.copytree(result.path, tmp_path / "older")
@@ -191,6 +199,7 @@ def test_train_tickers_saves_a_global_model_that_evaluate_scores_later(long_csv,
     scored = api.evaluate_run(folder)
     assert list(scored.per_ticker["ticker"]) == ["AAA", "BBB"]
     assert np.isfinite(scored.per_ticker["theils_u_lstm"]).all()
+    assert "dm_p_adjusted" in scored.per_ticker and "Benjamini-Hochberg" in scored.verdict
     assert len(api.forecast(folder, ticker="AAA", days=3)) == 3
     both = api.forecast_tickers(folder, ["all"], days=3)
     assert both["ticker"].tolist() == ["AAA"] * 3 + ["BBB"] * 3

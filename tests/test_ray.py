@@ -36,6 +36,11 @@ def test_batch_reports_a_broken_ticker_and_finishes_the_others(capsys, long_csv,
     pd.testing.assert_series_equal(ok["theils_u_lstm"], ok["rmse_lstm"] / ok["rmse_naive"],
                                    check_names=False)
     assert (runs / "b-AAA" / "forecast.csv").is_file() and (runs / "b-BBB").is_dir()
+    # Beside the DM p-value, its adjustment across the tickers that have one (NOPE has none).
+    columns = list(table.columns)
+    assert columns[columns.index("dm_p_lstm") + 1] == "dm_p_adjusted_lstm"
+    assert table["dm_p_adjusted_lstm"].isna().tolist() == [False, True, False]
+    assert (ok["dm_p_adjusted_lstm"] >= ok["dm_p_lstm"]).all()
     assert not (runs / "b-NOPE").exists()
 
 

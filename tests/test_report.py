@@ -105,10 +105,12 @@ def test_backtest_report_contents(folders):
     html = (folders["backtest"] / REPORT).read_text(encoding="utf-8")
     # walk-forward forecasts, two strategy rules' equity and drawdown, residuals
     assert len(Parsed(html).images) == 4
-    assert "Walk-forward scores" in html and "Conformal interval coverage" in html
+    assert "Walk-forward scores" in html and "judged as a value-at-risk model" in html
+    assert "Kupiec p" in html and "storm %" in html
     for model in MODELS:
         assert f"</span>{model}</td>" in html  # a table row with the model's colour swatch
     assert "keeps no training history" in html
+    assert "Model confidence set (90%)" in html and "SPA vs the random walk: " in html
 
 
 @pytest.mark.parametrize("kind", ["run", "backtest", "global"])

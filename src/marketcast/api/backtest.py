@@ -16,8 +16,10 @@ from marketcast import files
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
+from marketcast.evaluation.interval_tests import interval_evaluation, volatility_regimes
 from marketcast.evaluation.intervals import add_sequential_intervals, coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
+from marketcast.evaluation.multiple import describe, mcs_and_spa
 from marketcast.evaluation.strategy import Strategies, per_ticker_columns
 from marketcast.evaluation.strategy import evaluate as evaluate_strategies
 from marketcast.pipeline.series import load_series
@@ -51,6 +53,10 @@ class BacktestResult:
     # One series: every model against the random walk and the linear model, per step
     # (metrics.compare), behind the verdict lines.
     comparisons: pd.DataFrame | None = None
+    # One series: the Model Confidence Set of every model and Hansen's SPA test against the
+    # random walk, on the step-1 squared errors (evaluation.multiple); None when not run.
+    mcs: dict | None = None
+    spa: dict | None = None
     # Trading rules on every model's step-1 forecasts against buy-and-hold (per ticker for
     # many); None when the cutoffs are not consecutive days (--stride above 1).
     strategy: Strategies | None = None
@@ -64,9 +70,13 @@ def backtest(
     """Walk-forward evaluation of every configured model against the random walk.
 
     Scores per model and horizon step in price and log-return space, the Diebold-Mariano
-    tests against the random walk and the linear model, the lag-copy check, conformal
-    intervals with their empirical coverage, and trading rules on the step-1 forecasts
-    against buy-and-hold. With ``write``, everything is saved as a run folder.
+    tests against the random walk and the linear model, the lag-copy check, and conformal
+    intervals with their empirical coverage. For one series, the tests of every model at
+    once on the step-1 squared errors: the 90% Model Confidence Set and Hansen's SPA test
+    against the random walk (their lines end the verdict). With many tickers, each ticker's
+    Diebold-Mariano p-value is also adjusted across tickers (Benjamini-Hochberg). Trading
+    rules on the step-1 forecasts are scored against buy-and-hold. With ``write``,
+    everything is saved as a run folder.
     """
     started = time.perf_counter()
     config = config or Config()
@@ -79,7 +89,7 @@ def backtest(
     frame, series = load_series(config)
     table, fits = walk_forward(series, config, on_fit)
     if config.forecast.interval > 0:
-        table = add_sequential_intervals(table, config.forecast.interval)
+        table = _conformal_unless_own(table, config.forecast.interval)
     first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
     scale = in_sample_scale(series, first)
     scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
@@ -87,9 +97,14 @@ def backtest(
     scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
     lag = lag_copy(table)
     pairs = compare(table)
-    cover = coverage(table) if config.forecast.interval > 0 else pd.DataFrame()
+    cover = pd.DataFrame()
+    if config.forecast.interval > 0:  # judged as a value-at-risk model would be
+        regimes = volatility_regimes(series.dates, series.y)
+        cover = interval_evaluation(table, config.forecast.interval, regimes)
+    mcs, spa = mcs_and_spa(table)
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
-                            backtest_verdict(pairs, lag), fits, 0.0, comparisons=pairs,
+                            backtest_verdict(pairs, lag) + describe(mcs, spa), fits, 0.0,
+                            comparisons=pairs, mcs=mcs, spa=spa,
                             strategy=_strategies(table, config))
     result.seconds = time.perf_counter() - started
     if write:
@@ -97,11 +112,24 @@ def backtest(
     return result
 
 
+def _conformal_unless_own(table: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Split-conformal bounds for every model but those that forecast their own (GARCH's
+    from its conditional variance), whose bounds are kept."""
+    own = table[["lower", "upper"]].copy() if "lower" in table.columns else None
+    out = add_sequential_intervals(table.drop(columns=["lower", "upper"], errors="ignore"),
+                                   level)
+    if own is not None:
+        keep = own["lower"].notna()
+        out.loc[keep, ["lower", "upper"]] = own.loc[keep].to_numpy()
+    return out
+
+
 def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> BacktestResult:
     """The backtest of many tickers: the global LSTM refitted on every ticker at each refit
     (:func:`~marketcast.pipeline.walkforward.walk_forward_panel`), each ticker scored and
     given intervals as one series is, then the distribution over tickers."""
     from marketcast.pipeline.global_model import (
+        adjust_tickers,
         global_verdict,
         summarize_tickers,
         ticker_scores,
@@ -118,7 +146,7 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     table, fits, skipped = walk_forward_panel(panel, config, on_fit)
     skipped = {**panel.skipped, **skipped}
     if config.forecast.interval > 0:
-        table = pd.concat([add_sequential_intervals(rows, config.forecast.interval)
+        table = pd.concat([_conformal_unless_own(rows, config.forecast.interval)
                            for _, rows in table.groupby("ticker", sort=False)],
                           ignore_index=True)
     one_series = table.drop(columns="ticker")
@@ -130,8 +158,10 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     cover = coverage(one_series) if config.forecast.interval > 0 else pd.DataFrame()
     per_ticker = pd.DataFrame([ticker_scores(t, rows.drop(columns="ticker"))
                                for t, rows in table.groupby("ticker", sort=False)])
+    per_ticker = adjust_tickers(per_ticker)
     summary = summarize_tickers(per_ticker)
-    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
+                             per_ticker["lstm_vs_naive_adjusted"].tolist())
     strategies = _strategies(table, config)
     if strategies is not None:
         per_ticker = per_ticker.merge(per_ticker_columns(strategies.scores),
@@ -190,6 +220,8 @@ def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
             "metrics_log_return": files.json_records(result.scores_log_return),
             "lag_copy": files.json_records(result.lag_copy),
             **({} if comparisons is None else {"comparisons": files.json_records(comparisons)}),
+            **({} if result.mcs is None else {"mcs": result.mcs}),
+            **({} if result.spa is None else {"spa": result.spa}),
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
             "verdict": result.verdict,

@@ -81,8 +81,9 @@ def run_global(config: Config, callback: Callback | None = None,
             per_ticker, strategies = trade_tickers(per_ticker, table, config)
             residuals = ticker_residuals(fit, panel, config)
             future = forecast_tickers(fit, panel, config, residuals)
-        verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist()) if evaluate
-                   else "")
+        verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
+                                  per_ticker["lstm_vs_naive_adjusted"].tolist())
+                   if evaluate else "")
         tensors, meta = global_state(fit, panel)
         history = pd.DataFrame([vars(e) for e in fit.history])
         skipped = pd.DataFrame({"ticker": list(panel.skipped),
@@ -175,7 +176,8 @@ def evaluate_global(run_dir: str | Path,
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
     summary = summarize_tickers(per_ticker)
-    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist())
+    verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
+                             per_ticker["lstm_vs_naive_adjusted"].tolist())
     per_ticker, strategies = trade_tickers(per_ticker, table, config)
     return GlobalEvaluation(per_ticker, summary, verdict, table, strategies)
 

@@ -152,7 +152,7 @@ def evaluate(run_dir) -> None:
     out.print(rich_table("test period per ticker", result.per_ticker, [
         (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
         for c in ("ticker", "n_test", "rmse_lstm", "rmse_naive", "theils_u_lstm",
-                  "dm_p_value", "lstm_vs_naive")]))
+                  "dm_p_value", "dm_p_adjusted", "lstm_vs_naive")]))
 
 
 def _print_distribution(result) -> None:
@@ -226,9 +226,14 @@ def _print_backtest(result) -> None:
         ("mase", "MASE", "{:.3f}")] + SCORE_COLUMNS[5:]
     out.print(rich_table("walk-forward backtest (price units)", result.scores, columns))
     if len(result.coverage):
-        out.print(rich_table("conformal intervals", result.coverage, [
-            ("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
-            ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}")]))
+        shown = [("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
+                 ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}"),
+                 ("interval_score", "interval score", "{:.2f}"),
+                 ("coverage_low", "calm %", "{:.1f}"), ("coverage_high", "storm %", "{:.1f}"),
+                 ("kupiec_p", "Kupiec p", "{:.3g}"),
+                 ("christoffersen_cc_p", "Christoffersen p", "{:.3g}")]
+        out.print(rich_table("conformal intervals", result.coverage,
+                             [c for c in shown if c[0] in result.coverage.columns]))
     for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
 

@@ -7,10 +7,11 @@ from marketcast.errors import ConfigError
 from marketcast.models.arima import ARIMAForecaster
 from marketcast.models.base import BaseForecaster
 from marketcast.models.baselines import DriftForecaster, LinearForecaster, NaiveForecaster
+from marketcast.models.garch import GARCHForecaster
 from marketcast.models.lstm import LSTMForecaster
 
-# Every registered model; a backtest runs them all by default.
-MODELS = ("lstm", "naive", "drift", "linear", "arima")
+# Every registered model (`--models` chooses among them in a backtest).
+MODELS = ("lstm", "naive", "drift", "linear", "arima", "garch")
 # The models of `marketcast run`: the LSTM and the two baselines it must beat.
 RUN_MODELS = ("lstm", "naive", "linear")
 
@@ -28,8 +29,11 @@ def make_model(name: str, config: Config) -> BaseForecaster:
         return LinearForecaster(m.lookback, m.horizon, m.target_transform)
     if name == "arima":
         return ARIMAForecaster()
+    if name == "garch":
+        return GARCHForecaster()
     raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
 __all__ = ["MODELS", "RUN_MODELS", "ARIMAForecaster", "BaseForecaster", "DriftForecaster",
-           "LSTMForecaster", "LinearForecaster", "NaiveForecaster", "make_model"]
+           "GARCHForecaster", "LSTMForecaster", "LinearForecaster", "NaiveForecaster",
+           "make_model"]

@@ -4,7 +4,8 @@ Training sees :class:`~marketcast.pipeline.panel.Pooled`: every ticker scaled on
 rows, early stopping on the pooled validation windows. Evaluation runs each ticker's test
 period exactly as ``marketcast run`` does for one series (the shared network behind that
 ticker's scaler, against the random walk and a linear model fitted on that ticker alone),
-then summarises the distribution of Theil's U and of the Diebold-Mariano verdicts.
+then summarises the distribution of Theil's U and of the Diebold-Mariano verdicts, before and
+after adjusting the p-values across tickers (Benjamini-Hochberg, :func:`adjust_tickers`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from marketcast.config import Config
 from marketcast.evaluation import significance
 from marketcast.evaluation.metrics import accuracy, model_label
+from marketcast.evaluation.multiple import adjust_p_values, adjusted_calls, share_summary
 from marketcast.models import LSTMForecaster, make_model
 from marketcast.nn.train import Callback, Checkpoints, EpochLog
 from marketcast.pipeline.panel import Panel, fit_inputs
@@ -126,9 +128,10 @@ def evaluate_tickers(
     models: dict[str, LSTMForecaster], panel: Panel, config: Config,
     on_ticker: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per ticker, its :func:`ticker_scores`, each ticker forecast as ``marketcast
-    run`` forecasts one series; and the long test-period table of every ticker (``ticker``
-    first, then the columns of one series')."""
+    """One row per ticker, its :func:`ticker_scores` with the p-values adjusted across
+    tickers (:func:`adjust_tickers`), each ticker forecast as ``marketcast run`` forecasts one
+    series; and the long test-period table of every ticker (``ticker`` first, then the
+    columns of one series')."""
     rows, tables = [], []
     h = config.model.horizon
     for i, (ticker, one) in enumerate(panel.series.items()):
@@ -143,7 +146,8 @@ def evaluate_tickers(
         if on_ticker is not None:
             on_ticker(i + 1, len(panel.series))
     long = pd.concat(tables, ignore_index=True)
-    return pd.DataFrame(rows), long[["ticker", *(c for c in long.columns if c != "ticker")]]
+    long = long[["ticker", *(c for c in long.columns if c != "ticker")]]
+    return adjust_tickers(pd.DataFrame(rows)), long
 
 
 def ticker_scores(ticker: str, table: pd.DataFrame) -> dict:
@@ -169,9 +173,24 @@ def ticker_scores(ticker: str, table: pd.DataFrame) -> dict:
     }
 
 
+def adjust_tickers(per_ticker: pd.DataFrame) -> pd.DataFrame:
+    """``per_ticker`` (rows of :func:`ticker_scores`) with ``dm_p_adjusted`` after
+    ``dm_p_value``: the Benjamini-Hochberg adjustment of the LSTM's Diebold-Mariano p-values
+    across all the tickers (:func:`~marketcast.evaluation.multiple.adjust_p_values`), and
+    ``lstm_vs_naive_adjusted`` after ``lstm_vs_naive``: the judge's call on it."""
+    p, difference = per_ticker["dm_p_value"], per_ticker["rmse_lstm"] - per_ticker["rmse_naive"]
+    out = per_ticker.copy()
+    out.insert(out.columns.get_loc("dm_p_value") + 1, "dm_p_adjusted", adjust_p_values(p))
+    out.insert(out.columns.get_loc("lstm_vs_naive") + 1, "lstm_vs_naive_adjusted",
+               adjusted_calls(p, difference))
+    return out
+
+
 def summarize_tickers(per_ticker: pd.DataFrame) -> dict:
     """Median and quartiles of Theil's U (lstm, linear) and the shares (%) of tickers where
-    the LSTM is significantly better or worse than the random walk."""
+    the LSTM is significantly better or worse than the random walk; with the adjusted calls
+    of :func:`adjust_tickers`, also the shares after adjustment and ``chance_pct``, the share
+    expected each way by chance alone (2.5%)."""
     out: dict = {"tickers": int(len(per_ticker))}
     for model in ("lstm", "linear"):
         u = per_ticker[f"theils_u_{model}"].dropna()
@@ -181,15 +200,29 @@ def summarize_tickers(per_ticker: pd.DataFrame) -> dict:
     n = max(len(calls), 1)
     out["lstm_better_pct"] = 100.0 * float((calls == significance.BETTER).sum()) / n
     out["lstm_worse_pct"] = 100.0 * float((calls == significance.WORSE).sum()) / n
+    if "lstm_vs_naive_adjusted" in per_ticker:
+        shares = share_summary(calls, per_ticker["lstm_vs_naive_adjusted"])
+        out["lstm_better_adjusted_pct"] = shares["better_adjusted_pct"]
+        out["lstm_worse_adjusted_pct"] = shares["worse_adjusted_pct"]
+        out["chance_pct"] = shares["chance_pct"]
+        out["p_adjustment"] = "Benjamini-Hochberg (fdr_bh) across tickers"
     return out
 
 
-def global_verdict(summary: dict, calls: Sequence[str]) -> str:
+def global_verdict(summary: dict, calls: Sequence[str],
+                   adjusted: Sequence[str] | None = None) -> str:
     """The verdict of a global model: Theil's U quartiles from :func:`summarize_tickers` and
-    the per-ticker judgements (``lstm_vs_naive`` of :func:`ticker_scores`) counted."""
+    the per-ticker judgements (``lstm_vs_naive`` of :func:`ticker_scores`) counted; with
+    ``adjusted`` (``lstm_vs_naive_adjusted`` of :func:`adjust_tickers`), the share chance
+    alone gives and the judgements on the adjusted p-values counted too."""
     u = summary["theils_u_lstm"]
-    return (
+    line = (
         f"global LSTM over {summary['tickers']} tickers: median Theil's U {u['median']:.3f} "
         f"(quartiles {u['q1']:.3f} .. {u['q3']:.3f}; the random walk's is 1); "
         + significance.tally(calls, model_label("naive"))
     )
+    if adjusted is None:
+        return line
+    return (f"{line}; {significance.by_chance()}; after Benjamini-Hochberg adjustment "
+            "across tickers: "
+            + significance.tally(adjusted, model_label("naive"), test="BH-adjusted DM"))

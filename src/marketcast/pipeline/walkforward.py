@@ -90,7 +90,13 @@ def _fit_fold(series: Series, config: Config, fold: Fold, name: str) -> pd.DataF
     train = _rows(series, fold.start, end)
     n_val = round(len(train.y) * config.split.val_fraction)
     model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
-    return forecast_table({name: model}, series, fold.cutoffs, config.model.horizon)
+    table = forecast_table({name: model}, series, fold.cutoffs, config.model.horizon)
+    level = config.forecast.interval
+    if level > 0 and hasattr(model, "predict_interval"):  # a model of the variance: its own
+        lower, upper = model.predict_interval(series.y, series.X, fold.cutoffs,
+                                              config.model.horizon, level)
+        table = table.assign(lower=lower.ravel(), upper=upper.ravel())
+    return table
 
 
 # Per-worker state, set once by _start_worker so that tasks carry only (model, fold).

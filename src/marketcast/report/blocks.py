@@ -26,7 +26,7 @@ SECTIONS = {
     "forecast": "Forecast",
     "residuals": "Residual diagnostics", "environment": "Environment",
 }
-# Section titles, those of a global model's report (report_global.py) included.
+# Section titles, those of a many-ticker report (report.panel) included.
 TITLES = {**SECTIONS, "tickers": "Tickers"}
 # Scores shown in tables: (key in metrics.json, heading, format).
 SCORES = [

@@ -3,14 +3,15 @@
 One LSTM over many tickers is judged by the distribution of its per-ticker scores, so the
 page shows that distribution (Theil's U of the LSTM and the linear model against the random
 walk's 1.0, how many tickers the LSTM is significantly better or worse on) where a
-single-series report shows one test period. Configuration, training loss and environment
-are the single-series report's sections.
+single-series report shows one test period; the calls are counted on the raw and on the
+Benjamini-Hochberg adjusted p-values, beside the share chance alone gives. Configuration,
+training loss and environment are the single-series report's sections.
 """
 
 from __future__ import annotations
 
 from marketcast.evaluation.metrics import BENCHMARK, model_label
-from marketcast.evaluation.significance import ALPHA, tally
+from marketcast.evaluation.significance import ALPHA, by_chance, tally
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, figure, fmt, note, pairs, section
 from marketcast.report.single import (
@@ -34,7 +35,8 @@ TICKER_COLUMNS = [
     ("rmse_lstm", "RMSE lstm", "{:.3f}"), ("rmse_naive", "RMSE naive", "{:.3f}"),
     ("rmse_linear", "RMSE linear", "{:.3f}"), ("theils_u_lstm", "U lstm", "{:.3f}"),
     ("theils_u_linear", "U linear", "{:.3f}"), ("dm_p_value", "DM p vs naive", "{:.3g}"),
-    ("lstm_vs_naive", "lstm vs naive", "{}"),
+    ("dm_p_adjusted", "BH-adjusted p", "{:.3g}"), ("lstm_vs_naive", "lstm vs naive", "{}"),
+    ("lstm_vs_naive_adjusted", "after adjustment", "{}"),
 ]
 
 
@@ -109,6 +111,16 @@ def _verdict(run: RunFiles, per_ticker) -> dict:
                     {"kind": "list", "items": lines} if lines else None)
 
 
+def adjusted_tally(per_ticker) -> str:
+    """The calls on the Benjamini-Hochberg adjusted p-values counted, then the share chance
+    alone gives, as a sentence; empty for folders written before the adjustment."""
+    if "lstm_vs_naive_adjusted" not in per_ticker:
+        return ""
+    counted = tally(per_ticker["lstm_vs_naive_adjusted"], model_label(BENCHMARK),
+                    test="BH-adjusted DM")
+    return f" Benjamini-Hochberg adjusted across tickers: {counted}; {by_chance()}."
+
+
 def _data(run: RunFiles) -> dict:
     m, d = run.metrics, run.metrics.get("data", {})
     skipped = run.csv("skipped.csv", dates=())
@@ -140,9 +152,10 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
                                               for q in ("q1", "median", "q3"))]
                           for model in ("lstm", "linear")]}
     ordered = per_ticker.sort_values("theils_u_lstm", na_position="last")
-    rows = [[fmt(r[c], f) for c, _, f in TICKER_COLUMNS] for _, r in ordered.iterrows()]
+    shown = [column for column in TICKER_COLUMNS if column[0] in per_ticker]
+    rows = [[fmt(r[c], f) for c, _, f in shown] for _, r in ordered.iterrows()]
     every = {"kind": "table", "caption": "Every ticker, best LSTM first",
-             "columns": [h for _, h, _ in TICKER_COLUMNS], "rows": rows, "collapsed": True}
+             "columns": [h for _, h, _ in shown], "rows": rows, "collapsed": True}
     return section(
         "tickers",
         figure(plots.plot_theils_u, per_ticker, alt="Histogram of Theil's U over tickers",
@@ -150,7 +163,8 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
                         "random walk."),
         quartiles,
         {"kind": "text", "text": "The LSTM is "
-         f"{tally(per_ticker['lstm_vs_naive'], model_label(BENCHMARK))}."},
+         f"{tally(per_ticker['lstm_vs_naive'], model_label(BENCHMARK))}."
+         + adjusted_tally(per_ticker)},
         every)
 
 

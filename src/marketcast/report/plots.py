@@ -23,7 +23,7 @@ from marketcast.evaluation.stats import autocorrelation  # noqa: E402
 # One colour per model across every plot and the report's tables.
 COLORS = {
     "actual": "#222222", "lstm": "#d62728", "naive": "#1f77b4", "linear": "#2ca02c",
-    "drift": "#9467bd", "arima": "#ff7f0e", "buy_and_hold": "#8c564b",
+    "drift": "#9467bd", "arima": "#ff7f0e", "garch": "#8c564b", "buy_and_hold": "#17becf",
 }
 OTHER = "#7f7f7f"
 # Days shown up close below a long test period.

@@ -17,6 +17,7 @@ from marketcast.evaluation.metrics import (
     compare,
     verdict,
 )
+from marketcast.evaluation.multiple import describe_mcs, describe_spa
 from marketcast.evaluation.significance import (
     ALPHA,
     BETTER,
@@ -211,7 +212,72 @@ def backtest_section(run: RunFiles) -> dict:
             else f"; training window of the last {b['train_size']} days.")},
         score_table(run.metrics["metrics"], f"Walk-forward scores ({run.target}, price units)",
                      by_step=True),
-        lag_table if lag else None)
+        lag_table if lag else None,
+        *all_models(run))
+
+
+def all_models(run: RunFiles) -> list[dict]:
+    """The tests of every model at once saved in metrics.json: the Model Confidence Set and
+    Hansen's SPA test against the random walk (see :mod:`marketcast.evaluation.multiple`)."""
+    mcs, spa = run.metrics.get("mcs"), run.metrics.get("spa")
+    if mcs is None and spa is None:
+        # One ticker of a many-ticker backtest: its tickers are compared under Tickers.
+        return [] if run.ticker is not None else [note(
+            "No test of all models at once in this folder (it needs two models, and "
+            "backtests written before it was added have none): `marketcast backtest` "
+            "again gives the model confidence set and the SPA test.")]
+    lines = [describe_mcs(mcs)] if mcs is not None else []
+    if spa is not None:
+        p = spa["pvalues"]
+        lines.append(f"{describe_spa(spa)}; Hansen's consistent p-value, between the lower "
+                     f"{fmt(p['lower'], '{:.3g}')} and the upper {fmt(p['upper'], '{:.3g}')} "
+                     "(White's Reality Check)")
+    blocks = [{"kind": "list", "items": lines}]
+    if mcs is not None:
+        floor = 1 / mcs["reps"]
+        blocks.append({
+            "kind": "table",
+            "caption": f"Model confidence set ({mcs['level']:.0%}), step-1 squared errors of "
+                       f"{mcs['n']} cutoffs",
+            "columns": ["model", "MSE (price units²)", "MCS p", "in the set"],
+            "rows": [[{"model": m}, fmt(mcs["mse"][m], "{:.4g}"),
+                      f"< {floor:g}" if p is not None and p < floor else fmt(p, "{:.3g}"),
+                      "yes" if m in mcs["included"] else "no"]
+                     for m, p in mcs["pvalues"].items()]})
+        blocks.append({"kind": "text", "text": (
+            "The set holds the models whose squared errors are not significantly larger than "
+            f"the best's; a model leaves it at MCS p <= {mcs['size']:g} (Hansen, Lunde and "
+            f"Nason; range statistic, stationary bootstrap with a mean block of "
+            f"{mcs['block_size']} cutoffs, {mcs['reps']} resamples, seed {mcs['seed']}). The "
+            "SPA test asks whether the best of the others has smaller squared errors than "
+            "the random walk's (tomorrow = today).")})
+    return blocks
+
+
+# Interval columns of a backtest's coverage table: (key, heading, format). Older folders and
+# many-ticker backtests have only the first three.
+INTERVAL_COLUMNS = [
+    ("n", "n", "{}"), ("coverage", "coverage %", "{:.1f}"),
+    ("mean_width", "mean width (price units)", "{:.3g}"),
+    ("interval_score", "interval score", "{:.3g}"),
+    ("pinball_lower", "pinball lower", "{:.3g}"), ("pinball_upper", "pinball upper", "{:.3g}"),
+    ("coverage_low", "calm %", "{:.1f}"), ("coverage_mid", "middle %", "{:.1f}"),
+    ("coverage_high", "storm %", "{:.1f}"), ("kupiec_p", "Kupiec p", "{:.3g}"),
+    ("christoffersen_ind_p", "independence p", "{:.3g}"),
+    ("christoffersen_cc_p", "cond. coverage p", "{:.3g}"),
+]
+
+
+def interval_table(cover: list[dict]) -> dict:
+    """The backtest's interval evaluation: coverage overall and in calm, middle and stormy
+    volatility terciles (known at each cutoff), interval score, pinball losses, and the
+    Kupiec and Christoffersen tests a risk manager applies to value-at-risk bands."""
+    columns = [c for c in INTERVAL_COLUMNS if c[0] in cover[0]]
+    return {"kind": "table", "caption": "Conformal intervals judged as a value-at-risk model "
+            "(volatility terciles from the 20-day realised volatility known at each cutoff)",
+            "columns": ["model", "step", *[h for _, h, _ in columns]],
+            "rows": [[{"model": r["model"]}, fmt(r["step"]),
+                      *[fmt(r.get(k), f) for k, _, f in columns]] for r in cover]}
 
 
 def forecast_section(run: RunFiles) -> dict:
@@ -222,11 +288,7 @@ def forecast_section(run: RunFiles) -> dict:
             "A backtest makes no forecast past the end of its data: `marketcast run` does. "
             f"Below, how often the {fmt(level, '{:.0%}')} conformal interval of each "
             "walk-forward forecast held the outcome."),
-            {"kind": "table", "caption": "Conformal interval coverage",
-             "columns": ["model", "step", "n", "coverage %", "mean width (price units)"],
-             "rows": [[{"model": r["model"]}, fmt(r["step"]), fmt(r["n"]),
-                       fmt(r["coverage"], "{:.1f}"), fmt(r["mean_width"], "{:.3g}")]
-                      for r in cover]} if cover else None)
+            interval_table(cover) if cover else None)
     future, meta = run.csv("forecast.csv"), run.meta
     if future is None or "context_dates" not in meta:
         return section("forecast", note(

@@ -2,7 +2,9 @@
 
 A job that fails (bad data, too few rows, a crash) becomes a row with ``status`` "error" and
 its message; the other jobs are unaffected. Each job is the ordinary single-ticker command
-with ``data.ticker`` set, so its run folder is the one that command writes.
+with ``data.ticker`` set, so its run folder is the one that command writes. Each
+Diebold-Mariano p-value column is followed by its Benjamini-Hochberg adjustment across the
+batch's tickers (:func:`adjust_columns`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 
 from marketcast.config import Config
 from marketcast.errors import ConfigError, MarketcastError
+from marketcast.evaluation.multiple import adjust_p_values
 from marketcast.scale.distributed import ray_session
 
 COMMANDS = ("run", "backtest")
@@ -23,7 +26,8 @@ COMMANDS = ("run", "backtest")
 
 @dataclass
 class BatchResult:
-    """``table``: one row per ticker (``ticker, status, error, seconds, path`` then scores)."""
+    """``table``: one row per ticker (``ticker, status, error, seconds, path`` then scores,
+    each ``dm_p_<model>`` followed by ``dm_p_adjusted_<model>``)."""
 
     table: pd.DataFrame
     seconds: float
@@ -108,8 +112,20 @@ def batch(
                                 "seconds": float("nan"), "path": ""}
             if on_done is not None:
                 on_done(len(rows), len(tickers), rows[ticker])
-    table = pd.DataFrame([rows[t] for t in tickers])
+    table = adjust_columns(pd.DataFrame([rows[t] for t in tickers]))
     return BatchResult(table, time.perf_counter() - started)
+
+
+def adjust_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``dm_p_adjusted_<model>`` beside each ``dm_p_<model>`` column: that
+    model's Diebold-Mariano p-values (against the random walk) adjusted across the tickers
+    of the batch (Benjamini-Hochberg over the tickers that have one; failed jobs stay NaN)."""
+    out = table.copy()
+    for column in [c for c in table.columns if c.startswith("dm_p_")]:
+        model = column.removeprefix("dm_p_")
+        out.insert(out.columns.get_loc(column) + 1, f"dm_p_adjusted_{model}",
+                   adjust_p_values(out[column]))
+    return out
 
 
 def all_tickers(source: str) -> list[str]:
