@@ -88,3 +88,35 @@ def test_interval_evaluation_table():
     assert row["coverage_low"] == pytest.approx(60.0)
     assert row["coverage_high"] == pytest.approx(100.0)
     assert np.isnan(row["coverage_mid"])
+
+
+def test_scaled_conformal_equals_plain_under_constant_volatility_and_adapts_otherwise():
+    from marketcast.evaluation.intervals import add_sequential_intervals, ewma_volatility
+
+    rng = np.random.default_rng(3)
+    sigma = np.r_[np.full(300, 0.005), np.full(300, 0.02)]  # calm, then a storm
+    y = 100 * np.exp(np.cumsum(rng.normal(0, sigma)))
+    dates = pd.bdate_range("2015-01-01", periods=len(y))
+    cutoffs = np.arange(100, len(y) - 1)
+    table = pd.DataFrame({"model": "naive", "cutoff": dates[cutoffs],
+                          "date": dates[cutoffs + 1], "step": 1, "y": y[cutoffs + 1],
+                          "y_hat": y[cutoffs], "y_cutoff": y[cutoffs]})
+    plain = add_sequential_intervals(table, 0.9)
+    constant = add_sequential_intervals(table, 0.9, pd.Series(0.01, index=dates))
+    np.testing.assert_allclose(constant["lower"], plain["lower"], rtol=1e-12)
+    volatility = ewma_volatility(dates, y)
+    scaled = add_sequential_intervals(table, 0.9, volatility)
+
+    def storm_coverage(t):
+        late = t[t["cutoff"] >= dates[350]]
+        return ((late["y"] >= late["lower"]) & (late["y"] <= late["upper"])).mean()
+
+    # Plain conformal, calibrated mostly on calm days, misses many stormy ones; scaled
+    # intervals widen with the volatility and come close to the promised 90%.
+    assert storm_coverage(plain) < 0.8 < 0.85 <= storm_coverage(scaled) <= 0.97
+    # The volatility of a date uses returns up to it only.
+    changed = y.copy()
+    changed[400:] *= 1.3
+    again = ewma_volatility(dates, changed)
+    pd.testing.assert_series_equal(volatility.iloc[:400], again.iloc[:400])
+    assert volatility.iloc[:20].isna().all() and volatility.iloc[20:].notna().all()

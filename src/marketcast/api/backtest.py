@@ -17,7 +17,11 @@ from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
 from marketcast.evaluation.interval_tests import interval_evaluation, volatility_regimes
-from marketcast.evaluation.intervals import add_sequential_intervals, coverage
+from marketcast.evaluation.intervals import (
+    add_sequential_intervals,
+    coverage,
+    ewma_volatility,
+)
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
 from marketcast.evaluation.multiple import describe, mcs_and_spa
 from marketcast.evaluation.strategy import Strategies, per_ticker_columns
@@ -89,7 +93,9 @@ def backtest(
     frame, series = load_series(config)
     table, fits = walk_forward(series, config, on_fit)
     if config.forecast.interval > 0:
-        table = _conformal_unless_own(table, config.forecast.interval)
+        volatility = (ewma_volatility(series.dates, series.y)
+                      if config.backtest.interval_method == "scaled" else None)
+        table = _conformal_unless_own(table, config.forecast.interval, volatility)
     first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
     scale = in_sample_scale(series, first)
     scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
@@ -112,12 +118,13 @@ def backtest(
     return result
 
 
-def _conformal_unless_own(table: pd.DataFrame, level: float) -> pd.DataFrame:
+def _conformal_unless_own(table: pd.DataFrame, level: float,
+                          volatility: pd.Series | None = None) -> pd.DataFrame:
     """Split-conformal bounds for every model but those that forecast their own (GARCH's
     from its conditional variance), whose bounds are kept."""
     own = table[["lower", "upper"]].copy() if "lower" in table.columns else None
     out = add_sequential_intervals(table.drop(columns=["lower", "upper"], errors="ignore"),
-                                   level)
+                                   level, volatility)
     if own is not None:
         keep = own["lower"].notna()
         out.loc[keep, ["lower", "upper"]] = own.loc[keep].to_numpy()
@@ -146,9 +153,11 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     table, fits, skipped = walk_forward_panel(panel, config, on_fit)
     skipped = {**panel.skipped, **skipped}
     if config.forecast.interval > 0:
-        table = pd.concat([_conformal_unless_own(rows, config.forecast.interval)
-                           for _, rows in table.groupby("ticker", sort=False)],
-                          ignore_index=True)
+        scaled = config.backtest.interval_method == "scaled"
+        table = pd.concat([_conformal_unless_own(
+            rows, config.forecast.interval,
+            ewma_volatility(panel.series[t].dates, panel.series[t].y) if scaled else None)
+            for t, rows in table.groupby("ticker", sort=False)], ignore_index=True)
     one_series = table.drop(columns="ticker")
     # Pooled over tickers: price units differ, so the per-ticker rows and their
     # distribution carry the comparison; the pooled table shows coverage and the scale.

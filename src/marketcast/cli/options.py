@@ -48,6 +48,8 @@ BACKTEST_OPTIONS = [
     ("--n-windows", "backtest.n_windows", int, "Forecast cutoffs (250)."),
     ("--stride", "backtest.stride", int, "Trading days between cutoffs (1)."),
     ("--step", "backtest.step", int, "Old name of --stride (deprecated)."),
+    ("--interval-method", "backtest.interval_method", click.Choice(["conformal", "scaled"]),
+     "Interval calibration: conformal, or scaled by the EWMA volatility (conformal)."),
     ("--train-size", "backtest.train_size", int,
      "Fixed training rows per fit (default: expanding window)."),
     ("--refit-every", "backtest.refit_every", int,

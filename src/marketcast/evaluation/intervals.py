@@ -24,18 +24,29 @@ def conformal_quantile(abs_residuals: np.ndarray, level: float) -> float:
     return _quantile_sorted(sorted(np.asarray(abs_residuals, dtype=float).tolist()), level)
 
 
-def add_sequential_intervals(table: pd.DataFrame, level: float) -> pd.DataFrame:
+def add_sequential_intervals(table: pd.DataFrame, level: float,
+                             volatility: pd.Series | None = None) -> pd.DataFrame:
     """Add ``lower`` and ``upper`` to a walk-forward table, leak-free.
 
     The interval of a forecast made at cutoff ``c`` is calibrated only on residuals of the
     same model and step whose target date is on or before ``c``: what was known then.
     Rows with fewer than :data:`MIN_CALIBRATION` such residuals get NaN bounds.
+
+    With ``volatility`` (a daily log-return standard deviation known at each cutoff date,
+    e.g. :func:`ewma_volatility`), the scores are the residuals divided by
+    ``volatility[c] * sqrt(step)`` and the quantile is scaled back by the same factor at
+    the cutoff forecast: normalised conformal intervals, wide in a storm and narrow in calm.
+    A constant volatility gives exactly the plain intervals.
     """
     table = table.sort_values(["model", "step", "cutoff"], kind="stable").copy()
     q = np.full(len(table), np.nan)
     for _, idx in table.groupby(["model", "step"], sort=False).indices.items():
         group = table.iloc[idx]
-        residuals = np.abs(np.log(group["y"].to_numpy() / group["y_hat"].to_numpy()))
+        scale = np.ones(len(group))
+        if volatility is not None:
+            sigma = volatility.reindex(pd.DatetimeIndex(group["cutoff"])).to_numpy(float)
+            scale = sigma * np.sqrt(group["step"].to_numpy(float))
+        residuals = np.abs(np.log(group["y"].to_numpy() / group["y_hat"].to_numpy())) / scale
         known_by = np.searchsorted(group["date"].to_numpy(), group["cutoff"].to_numpy(),
                                    side="right")
         calibration: list[float] = []
@@ -44,11 +55,28 @@ def add_sequential_intervals(table: pd.DataFrame, level: float) -> pd.DataFrame:
             while added < known_by[row]:
                 bisect.insort(calibration, residuals[added])
                 added += 1
-            value = _quantile_sorted(calibration, level)
+            value = _quantile_sorted(calibration, level) * scale[row]
             q[idx[row]] = value if math.isfinite(value) else np.nan
     table["lower"] = table["y_hat"] * np.exp(-q)
     table["upper"] = table["y_hat"] * np.exp(q)
     return table.sort_index()
+
+
+def ewma_volatility(dates: pd.DatetimeIndex, y: np.ndarray, decay: float = 0.94,
+                    warmup: int = 20) -> pd.Series:
+    """RiskMetrics volatility per date: ``s2_t = decay * s2_{t-1} + (1 - decay) * r_t^2``
+    on daily log returns, started from the variance of the first ``warmup`` returns; the
+    value of a date uses returns up to that date only (NaN before the warm-up ends)."""
+    r = np.diff(np.log(np.asarray(y, dtype=np.float64)))
+    out = np.full(len(dates), np.nan)
+    if len(r) < warmup:
+        return pd.Series(out, index=dates)
+    variance = float(np.mean(r[:warmup] ** 2))
+    for t in range(warmup, len(r) + 1):
+        if t > warmup:
+            variance = decay * variance + (1 - decay) * r[t - 1] ** 2
+        out[t] = np.sqrt(variance)
+    return pd.Series(out, index=dates)
 
 
 def coverage(table: pd.DataFrame) -> pd.DataFrame:
