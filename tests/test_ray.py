@@ -9,15 +9,30 @@ from test_tune import TINY, TINY_FLAGS
 
 from marketcast.config import load_config
 from marketcast.scale.batch import batch
+from marketcast.scale.distributed import start_local
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local(ray, num_cpus=2)  # what `marketcast batch` and `tune` start
     yield
     ray.shutdown()
+
+
+def test_a_local_ray_listens_on_loopback_only():
+    psutil = pytest.importorskip("psutil")
+    ray.get([ray.remote(lambda: 1).remote() for _ in range(2)])  # workers up too
+    me = psutil.Process()
+    tree = {p.pid for p in [me, *me.children(recursive=True)]}
+    listening = [(c.laddr.ip, psutil.Process(c.pid).name())
+                 for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in tree]
+    names = {name for _, name in listening}
+    assert {"gcs_server", "raylet"} <= names  # Ray's servers were found
+    assert [(ip, name) for ip, name in listening
+            if ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")] == []
 
 
 def test_batch_reports_a_broken_ticker_and_finishes_the_others(capsys, long_csv, tmp_path):

@@ -2,8 +2,8 @@
 
 Ray is an extra (``pip install "marketcast[ray]"``); importing this module does not import
 Ray. :func:`ray_session` reuses a Ray already initialised in the process (a test fixture, a
-notebook), connects to ``address`` when given, or starts a local Ray sized to the machine and
-shuts it down afterwards.
+notebook), connects to ``address`` when given, or starts a local Ray sized to the machine,
+listening on 127.0.0.1 only (:func:`start_local`), and shuts it down afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from marketcast.errors import ConfigError, MissingDependencyError
 
 INSTALL_HINT = 'pip install "marketcast[ray]"'
+# Ray's switch between a single-machine node on loopback ("0") and a cluster node.
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def require_ray():
@@ -27,6 +29,24 @@ def require_ray():
             f"this command needs Ray, which is not installed; install it with {INSTALL_HINT}"
         ) from None
     return ray
+
+
+def start_local(ray, **options) -> None:
+    """Start a Ray on this machine whose every service listens on 127.0.0.1 only.
+
+    Ray has no authentication, so a local Ray must not be reachable from the network.
+    ``node_ip_address`` alone does not do it (Ray turns 127.0.0.1 back into the machine's
+    address, and its servers then listen on every interface); Ray's own single-machine mode
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, its default on macOS and Windows) makes the
+    node address loopback, and every server binds to it. The switch is read when ``ray`` is
+    imported, so it is set both for the processes Ray starts (environment) and in this one.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ[LOOPBACK_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             **options)
 
 
 @contextmanager
@@ -46,8 +66,7 @@ def ray_session(address: str | None = None) -> Iterator:
                 f"cannot connect to Ray at {address} ({first}); check --ray-address"
             ) from None
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        start_local(ray, num_cpus=os.cpu_count() or 1)
     try:
         yield ray
     finally:
