@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -104,16 +106,18 @@ def forecast_tickers(
     days: int | None = None, interval: float | None = None,
 ) -> pd.DataFrame:
     """:func:`forecast` for several tickers of a global model's folder (``["all"]``: every
-    one), as one long table with a ``ticker`` column first."""
+    one), as one long table with a ``ticker`` column first. The folder is verified and read
+    once, whatever the number of tickers."""
     names = [t.strip().upper() for t in tickers if t.strip()]
-    if run_folder.kind_of(run_folder.check_run(run_dir)) != Kind.GLOBAL:
+    if not names:
+        raise ConfigError("--tickers is empty; pass `all` or a comma-separated list")
+    saved = _SavedRun.read(run_dir)
+    if saved.kind != Kind.GLOBAL:
         raise ConfigError(f"{run_dir} holds a model of one series; --tickers is for the "
                           "folders of `marketcast run --tickers`: drop it")
     if names == ["ALL"]:
-        names = list(run_folder.load_model_files(Path(run_dir))[1]["tickers"])
-    frames = [forecast(run_dir, data, days, interval, ticker=t).assign(ticker=t) for t in names]
-    if not frames:
-        raise ConfigError("--tickers is empty; pass `all` or a comma-separated list")
+        names = list(saved.meta["tickers"])
+    frames = [saved.forecast(data, days, interval, ticker=t).assign(ticker=t) for t in names]
     table = pd.concat(frames, ignore_index=True)
     return table[["ticker", *(c for c in table.columns if c != "ticker")]]
 
@@ -126,42 +130,87 @@ def forecast(
 
     Returns a frame ``date, lstm, [lstm_lower, lstm_upper,] naive`` on NYSE trading dates.
     The interval (default: the run's ``forecast.interval``) is conformal, calibrated on the
-    run's out-of-sample test residuals (a global model's folder has none). ``ticker`` picks
-    the ticker of a global model (``run --tickers``).
+    run's out-of-sample test residuals (a global model's: that ticker's own). ``ticker``
+    picks the ticker of a global model (``run --tickers``).
     """
-    config, lstm, meta = load_run(run_dir, ticker)
-    level = config.forecast.interval if interval is None else interval
-    residuals_path = Path(run_dir) / RESIDUALS
-    if interval and not residuals_path.is_file():
-        raise ArtifactError(
-            f"{run_dir} has no test residuals to calibrate an interval (a `train` folder); "
-            "use a folder from `marketcast run`, or drop --interval"
-        )
-    if data is None:
-        dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
-        series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
-    else:
-        newer = dataclasses.replace(config.data, source=data, start=None, end=None)
-        if ticker is not None:  # a global model: that ticker's rows of the file
-            newer = dataclasses.replace(newer, ticker=ticker, tickers=())
+    return _SavedRun.read(run_dir).forecast(data, days, interval, ticker)
+
+
+@dataclass
+class _SavedRun:
+    """A verified model folder read once: weights, metadata, kind (and test residuals, read
+    when an interval first needs them)."""
+
+    run_dir: str | Path
+    tensors: dict
+    meta: dict
+    kind: Kind
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> _SavedRun:
+        tensors, meta = run_folder.load_model_files(Path(run_dir))
+        return cls(run_dir, tensors, meta, run_folder.kind_of(run_dir))
+
+    @functools.cached_property
+    def residuals(self) -> pd.DataFrame | None:
+        path = Path(self.run_dir) / RESIDUALS
+        if not path.is_file():
+            return None
+        return pd.read_csv(path, keep_default_na=False, dtype={"ticker": str})
+
+    def model(self, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
+        """Config, LSTM and metadata (of ``ticker``, for a global model's folder)."""
+        run_dir, meta = self.run_dir, self.meta
+        if self.kind == Kind.GLOBAL:
+            meta = _global_ticker(run_dir, meta, ticker)
+        elif isinstance(ticker, str):
+            raise ConfigError(
+                f"{run_dir} holds a model of one series; --ticker is for the folders of "
+                "`marketcast run --tickers`: drop it"
+            )
         try:
-            _, series = load_series(dataclasses.replace(config, data=newer))
-        except NotMultiTicker:  # a file of that ticker alone
-            newer = dataclasses.replace(newer, ticker=None)
-            _, series = load_series(dataclasses.replace(config, data=newer))
-        need = lstm.transform_.offset + lstm.transform_.lookback
-        if len(series.y) < need:
-            raise DataError(f"{data} has {len(series.y)} rows; the model needs at least {need}")
-    naive = NaiveForecaster().fit(series.y)
-    days = days or future_days(series, config.model.horizon, config.forecast.days)
-    future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
-    if level and residuals_path.is_file():
-        residuals = pd.read_csv(residuals_path, keep_default_na=False,
-                                dtype={"ticker": str})
-        if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals
-            residuals = residuals[residuals["ticker"] == meta["ticker"]]
-        future = add_interval(future, residuals, level)
-    return future
+            config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
+            model = LSTMForecaster.from_state(self.tensors, meta)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
+        return config, model, meta
+
+    def forecast(self, data, days, interval, ticker=None) -> pd.DataFrame:
+        """What :func:`forecast` returns, from this folder."""
+        run_dir = self.run_dir
+        config, lstm, meta = self.model(ticker)
+        level = config.forecast.interval if interval is None else interval
+        if interval and not (Path(run_dir) / RESIDUALS).is_file():
+            raise ArtifactError(
+                f"{run_dir} has no test residuals to calibrate an interval (a `train` "
+                "folder); use a folder from `marketcast run`, or drop --interval"
+            )
+        if data is None:
+            dates = pd.DatetimeIndex(pd.to_datetime(meta["context_dates"]))
+            series = Series(dates, lstm.y_, lstm.X_, tuple(meta["features"]))
+        else:
+            newer = dataclasses.replace(config.data, source=data, start=None, end=None)
+            if ticker is not None:  # a global model: that ticker's rows of the file
+                newer = dataclasses.replace(newer, ticker=ticker, tickers=())
+            try:
+                _, series = load_series(dataclasses.replace(config, data=newer))
+            except NotMultiTicker:  # a file of that ticker alone
+                newer = dataclasses.replace(newer, ticker=None)
+                _, series = load_series(dataclasses.replace(config, data=newer))
+            need = lstm.transform_.offset + lstm.transform_.lookback
+            if len(series.y) < need:
+                raise DataError(
+                    f"{data} has {len(series.y)} rows; the model needs at least {need}")
+        naive = NaiveForecaster().fit(series.y)
+        days = days or future_days(series, config.model.horizon, config.forecast.days)
+        future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
+        if level and self.residuals is not None:
+            residuals = self.residuals
+            if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals
+                residuals = residuals[residuals["ticker"] == meta["ticker"]]
+            future = add_interval(future, residuals, level)
+        return future
 
 
 def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
@@ -170,20 +219,7 @@ def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, 
     A global model's folder needs ``ticker``: the LSTM is the shared network behind that
     ticker's scaler, and the metadata that ticker's.
     """
-    tensors, meta = run_folder.load_model_files(Path(run_dir))
-    if run_folder.kind_of(run_dir) == Kind.GLOBAL:
-        meta = _global_ticker(run_dir, meta, ticker)
-    elif isinstance(ticker, str):
-        raise ConfigError(
-            f"{run_dir} holds a model of one series; --ticker is for the folders of "
-            "`marketcast run --tickers`: drop it"
-        )
-    try:
-        config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
-        model = LSTMForecaster.from_state(tensors, meta)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
-    return config, model, meta
+    return _SavedRun.read(run_dir).model(ticker)
 
 
 def _global_ticker(run_dir, meta: dict, ticker) -> dict:
