@@ -8,8 +8,10 @@ from test_cli import cli
 from test_tune import TINY, TINY_FLAGS
 
 from marketcast.config import load_config
+from marketcast.runs.folder import verify_folder
 from marketcast.scale.batch import batch
 from marketcast.scale.distributed import start_local
+from marketcast.scale.study import study
 
 ray = pytest.importorskip("ray")
 
@@ -76,10 +78,37 @@ def test_batch_backtest_jobs(long_csv, tmp_path, config):
 def test_tune_on_ray_tune(capsys, prices_csv, tmp_path):
     best = tmp_path / "best.toml"
     code, out, _ = cli(capsys, "tune", "--data", str(prices_csv), "--backend", "ray",
-                       "--trials", "3", "--output", str(best), *TINY_FLAGS)
+                       "--trials", "3", "--output", str(best), "--runs-dir",
+                       str(tmp_path / "runs"), "--name", "t", *TINY_FLAGS)
     assert code == 0, out
     assert "3 trials (ray)" in out and "Configuration for experiment" not in out
     loaded = load_config(best)
     assert TINY.lookback[0] <= loaded.model.lookback <= TINY.lookback[1]
     assert loaded.train.batch_size in TINY.batch_sizes
     assert loaded.data.source == str(prices_csv)
+    # The same folder as with Optuna in this process: every trial's epochs, and the best.
+    folder = tmp_path / "runs" / "t"
+    assert load_config(folder / "best_config.toml") == loaded
+    epochs = pd.read_csv(folder / "trials.csv")
+    assert sorted(epochs["trial"].unique()) == [0, 1, 2]
+    assert set(epochs["state"]) <= {"COMPLETE", "PRUNED"}
+    for _, rows in epochs.groupby("trial"):
+        assert rows["epoch"].tolist() == list(range(1, len(rows) + 1))
+        assert (rows["val_theils_u"] > 0).all()
+    done = epochs[epochs["state"] == "COMPLETE"]
+    best_trial = done.loc[done["val_loss"].idxmin()]
+    assert loaded.model.lookback == best_trial["lookback"]
+    assert "report.html" in verify_folder(folder)
+
+
+def test_study_on_ray_equals_the_study_here(config, tmp_path):
+    grid = {"batch_size": (16, 32)}
+    small = dataclasses.replace(config, model=dataclasses.replace(config.model, units=4,
+                                                                  layers=1))
+    here = study(small, (1, 2), grid)
+    done = []
+    on_ray = study(small, (1, 2), grid, backend="ray", on_done=lambda d, n: done.append(d))
+    assert sorted(done) == [1, 2]
+    scores = ["val_loss", "val_rmse", "val_theils_u"]
+    pd.testing.assert_frame_equal(here.table[scores], on_ray.table[scores])
+    assert on_ray.best_config == here.best_config

@@ -21,15 +21,18 @@ TINY_FLAGS = ["--lookback-range", "5,10", "--layers-range", "1,2", "--units-rang
 
 def test_tune_writes_the_best_config_run_accepts(config, tmp_path):
     result = tune(config, n_trials=4, space=TINY, output=tmp_path / "best.toml")
-    loaded = load_config(result.path)
+    assert result.config_path == tmp_path / "best.toml"
+    loaded = load_config(result.path / "best_config.toml")
+    assert load_config(result.config_path) == loaded
     assert loaded == result.best_config
     assert loaded.data == config.data and loaded.split == config.split
     assert 5 <= loaded.model.lookback <= 10 and 2 <= loaded.model.units <= 6
     assert loaded.train.batch_size in (32, 64) and 2 <= loaded.train.max_epochs <= 3
     assert len(result.trials) == 4
     assert set(result.trials["state"]) <= {"COMPLETE", "PRUNED"}
-    assert result.best_value == pytest.approx(result.trials["value"].min())
-    best_row = result.trials.loc[result.trials["value"].idxmin()]
+    done = result.trials[result.trials["state"] == "COMPLETE"]
+    assert result.best_value == pytest.approx(done["value"].min())
+    best_row = done.loc[done["value"].idxmin()]
     assert best_row["lookback"] == loaded.model.lookback
 
 
@@ -77,7 +80,8 @@ def test_tune_rejects_a_lookback_longer_than_training(config, tmp_path):
 def test_tune_command_and_run_config(capsys, prices_csv, tmp_path):
     best = tmp_path / "best.toml"
     code, out, _ = cli(capsys, "tune", "--data", str(prices_csv), "--trials", "2",
-                       "--output", str(best), *TINY_FLAGS)
+                       "--output", str(best), "--runs-dir", str(tmp_path / "runs"),
+                       *TINY_FLAGS)
     assert code == 0, out
     assert "2 trials (optuna)" in out and f"best configuration: {best}" in out
     code, out, _ = cli(capsys, "run", "--config", str(best), "--runs-dir",

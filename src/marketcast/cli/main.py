@@ -22,7 +22,7 @@ from marketcast.cli.options import (
     rich_table,
 )
 from marketcast.cli.progress import CountProgress, EpochProgress
-from marketcast.cli.scale import batch, tune
+from marketcast.cli.scale import batch, study, tune
 from marketcast.errors import MarketcastError
 
 
@@ -35,6 +35,7 @@ def cli() -> None:
 cli.add_command(data)
 cli.add_command(batch)
 cli.add_command(tune)
+cli.add_command(study)
 
 
 GLOBAL_OPTIONS = [

@@ -72,13 +72,14 @@ STRATEGY_OPTIONS = [
 ]
 
 
-def config_options(func=None, *, extra=(), resumable=True):
-    """Add --config, --data, --resume and every setting flag; pass the resolved Config as
-    ``config`` and the checkpoint folder to resume (or False) as ``resume``. Commands that
-    train no single model (``resumable=False``) get neither --resume nor ``resume``."""
+def config_options(func=None, *, extra=(), resumable=True, omit=()):
+    """Add --config, --data, --resume and every setting flag but those in ``omit``; pass the
+    resolved Config as ``config`` and the checkpoint folder to resume (or False) as
+    ``resume``. Commands that train no single model (``resumable=False``) get neither
+    --resume nor ``resume``."""
     if func is None:
-        return functools.partial(config_options, extra=extra, resumable=resumable)
-    specs = DATA_OPTIONS + MODEL_OPTIONS + list(extra)
+        return functools.partial(config_options, extra=extra, resumable=resumable, omit=omit)
+    specs = [s for s in DATA_OPTIONS + MODEL_OPTIONS + list(extra) if s[0] not in omit]
     for flag, key, kind, help_text in reversed(specs):
         func = click.option(flag, key.replace(".", "__"), type=kind, default=None,
                             help=help_text)(func)

@@ -28,6 +28,10 @@ SECTIONS = {
 }
 # Section titles, those of a many-ticker report (report.panel) included.
 TITLES = {**SECTIONS, "tickers": "Tickers"}
+# Section titles of a search's report (report.search: tune and study folders).
+TITLES |= {"search": "Result", "epochs": "By epoch", "settings": "By setting",
+           "importance": "Importance", "pruned": "Pruned trials", "best": "Best trial",
+           "trials": "Trials", "grid": "Study table", "preferred": "Preferred combination"}
 # Scores shown in tables: (key in metrics.json, heading, format).
 SCORES = [
     ("n", "n", "{:.0f}"), ("rmse", "RMSE", "{:.3f}"), ("mae", "MAE", "{:.3f}"),

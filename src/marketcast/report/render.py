@@ -17,6 +17,7 @@ import jinja2
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, code
 from marketcast.report.panel import global_sections
+from marketcast.report.search import search_sections
 from marketcast.report.single import single_sections
 from marketcast.runs import folder as run_folder
 from marketcast.runs.layout import Kind
@@ -39,7 +40,10 @@ def render_report(folder: str | Path, kind: Kind | None = None) -> str:
     """The report of the run, backtest or train folder ``folder`` as HTML text."""
     run = RunFiles.read(Path(folder), kind)
     many = run.kind == Kind.GLOBAL or run.tickers
-    sections = global_sections(run) if many else single_sections(run)
+    if run.kind in (Kind.TUNE, Kind.STUDY):
+        sections = search_sections(run)
+    else:
+        sections = global_sections(run) if many else single_sections(run)
     env = jinja2.Environment(loader=jinja2.PackageLoader("marketcast.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["code"] = code

@@ -338,7 +338,8 @@ def environment(run: RunFiles) -> dict:
     env = run.metrics.get("environment", {})
     packages = env.get("packages") or run.meta.get("versions", {})
     seconds = run.metrics.get("wall_seconds")
-    what = "the whole backtest" if run.kind == "backtest" else "data to forecast"
+    what = {"backtest": "the whole backtest", "tune": "every trial",
+            "study": "every training"}.get(run.kind, "data to forecast")
     rows = [
         ("made", env.get("created", "not recorded")),
         ("run time", f"{seconds:.1f} s ({what})" if seconds else "not recorded"),

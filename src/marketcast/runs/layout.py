@@ -15,6 +15,11 @@ global     ``run --tickers``               model (shared network, per-ticker sca
                                            history, per-ticker scores, skipped tickers, and
                                            test forecasts, residuals, forecasts and strategy
                                            days with a ``ticker`` column
+tune       ``tune``                        every trial's epochs (trials.csv), the best
+                                           configuration as TOML
+study      ``study``                       every combination's epochs (epochs.csv), the
+                                           study table at the epoch counts asked for
+                                           (study.csv), the preferred configuration as TOML
 =========  ==============================  =================================================
 """
 
@@ -28,6 +33,8 @@ class Kind(StrEnum):
     TRAIN = "train"
     BACKTEST = "backtest"
     GLOBAL = "global"
+    TUNE = "tune"
+    STUDY = "study"
 
 
 MANIFEST = "manifest.json"
@@ -46,6 +53,11 @@ PER_TICKER = "per_ticker.csv"
 SKIPPED = "skipped.csv"
 # Each trading strategy's days on the forecasts (evaluation.strategy), buy-and-hold's too.
 STRATEGY = "strategy.csv"
+# Searches on the validation period (tune, study): one row per trial or combination and epoch.
+TRIALS = "trials.csv"
+EPOCHS = "epochs.csv"
+STUDY = "study.csv"
+BEST_CONFIG = "best_config.toml"
 LOSS_PLOT = "loss.png"
 TEST_PLOT = "test.png"
 FORECAST_PLOT = "forecast.png"

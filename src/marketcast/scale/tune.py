@@ -4,8 +4,10 @@ The test period is cut off before any trial exists: :func:`validation_data` load
 series, splits it and keeps only the rows before the test period, and every trial trains
 and validates on those rows alone. The objective is the LSTM's best validation loss (scaled
 MSE at the early-stopping epoch); trials whose validation loss per epoch trails the median
-of earlier trials are pruned. The best settings are written as a complete TOML config that
-``marketcast run --config`` accepts.
+of earlier trials are pruned. Every trial's epochs are kept with their validation scores
+in price units (:mod:`marketcast.scale.trial`) and written, with the best settings as a
+complete TOML config that ``marketcast run --config`` accepts and a report, as a ``tune``
+run folder (:mod:`marketcast.scale.folder`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from marketcast.config import Config, config_to_toml
 from marketcast.errors import ConfigError, MissingDependencyError
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series, load_series, split_series
+from marketcast.report.search import summarize_trials
+from marketcast.runs.layout import BEST_CONFIG, TRIALS, Kind
+from marketcast.scale.folder import write_search
+from marketcast.scale.trial import EPOCH_COLUMNS, OnEpoch, fit_scored
 
 BACKENDS = ("optuna", "ray")
 METRIC = "best_val_loss"
@@ -52,14 +58,16 @@ class SearchSpace:
 
 @dataclass
 class TuneResult:
-    """``trials``: one row per trial (number, state, value, params); ``best_config`` is the
-    configuration written to ``path``."""
+    """``trials``: one row per trial (number, state, settings, value, the validation scores
+    at its best epoch, seconds); ``path`` is the run folder, ``config_path`` the TOML file
+    of ``best_config``."""
 
     best_config: Config
     best_value: float
     trials: pd.DataFrame
     path: Path
     seconds: float
+    config_path: Path
 
 
 TrialCallback = Callable[[int, int, float], None]  # (trials done, total, best so far)
@@ -119,19 +127,13 @@ def apply_params(config: Config, params: dict) -> Config:
                                train=dataclasses.replace(config.train, **train))
 
 
-def fit_trial(seen: Series, split: Split, config: Config, report: Callable[[int, float], None]
-              ) -> float:
-    """Train one LSTM on ``seen`` (no test rows); ``report(epoch, val_loss)`` after each
-    epoch may raise to stop it. Returns the best validation loss."""
+def fit_trial(seen: Series, split: Split, config: Config, report: OnEpoch) -> pd.DataFrame:
+    """Train one LSTM on ``seen`` (no test rows); ``report(row)`` after each epoch (see
+    :func:`marketcast.scale.trial.fit_scored`) may raise to stop it. Returns its epochs."""
     import torch
 
-    from marketcast.models import LSTMForecaster
-
     torch.set_num_threads(1)
-    model = LSTMForecaster(config.model, config.train)
-    model.fit(seen.y, seen.X, n_val=split.n_val,
-              callback=lambda log, _: report(log.epoch, log.val_loss))
-    return min(e.val_loss for e in model.history_)
+    return fit_scored(seen, split, config, report)
 
 
 def tune(
@@ -139,13 +141,14 @@ def tune(
     n_trials: int = 20,
     space: SearchSpace | None = None,
     backend: str = "optuna",
-    output: str | Path = "best_config.toml",
+    output: str | Path | None = None,
     address: str | None = None,
     timeout: float | None = None,
     on_trial: TrialCallback | None = None,
 ) -> TuneResult:
-    """Search ``space`` for the settings with the lowest validation loss; write the best
-    configuration (``config`` with those settings) to ``output`` as TOML."""
+    """Search ``space`` for the settings with the lowest validation loss and write a ``tune``
+    run folder (config, every trial's epochs, the best configuration as TOML, report) under
+    ``config.output.runs_dir``; with ``output``, the best configuration also goes there."""
     space = space or SearchSpace()
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -160,11 +163,62 @@ def tune(
             f"{split.n_train} training days; lower the upper bound of --lookback-range"
         )
     run = _tune_optuna if backend == "optuna" else _tune_ray
-    params, value, trials = run(seen, split, config, space, n_trials, address, timeout, on_trial)
-    best = apply_params(config, params)
-    path = Path(output)
-    files.write_text(path, config_to_toml(best))
-    return TuneResult(best, value, trials, path, time.perf_counter() - started)
+    epochs = run(seen, split, config, space, n_trials, address, timeout, on_trial)
+    trials = summarize_trials(epochs)
+    complete = trials[trials["state"] == "COMPLETE"]
+    if complete.empty:
+        raise ConfigError("no trial completed; allow more trials or a longer --timeout")
+    row = complete.loc[complete["value"].idxmin()]
+    best = apply_params(config, {k: _plain(row[k]) for k in PARAMS})
+    searched = {"backend": backend, "n_trials": n_trials, "space": dataclasses.asdict(space),
+                "importances": importances(trials, space, config.train.seed)}
+    path = write_search(Kind.TUNE, config, seen, split, {TRIALS: epochs}, best, searched,
+                        time.perf_counter() - started)
+    if output is not None:
+        files.write_text(Path(output), config_to_toml(best))
+    return TuneResult(best, float(row["value"]), trials, path, time.perf_counter() - started,
+                      Path(output) if output is not None else path / BEST_CONFIG)
+
+
+def _plain(value):
+    """A numpy scalar of a table as the Python number a config takes."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def importances(trials: pd.DataFrame, space: SearchSpace, seed: int) -> dict:
+    """Optuna's fANOVA importance of each searched setting over the completed trials, or why
+    there is none (``{"values": None, "reason": ...}``)."""
+    optuna = require_optuna()
+    complete = trials[trials["state"] == "COMPLETE"]
+    if len(complete) < 2:
+        return {"values": None, "reason": f"{len(complete)} completed trial(s); importances "
+                                          "need at least two"}
+    study = optuna.create_study(direction="minimize")
+    dists = distributions(space, optuna)
+    for row in complete.to_dict(orient="records"):
+        study.add_trial(optuna.trial.create_trial(
+            params={k: _plain(row[k]) for k in PARAMS}, distributions=dists,
+            value=float(row["value"])))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    try:
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError) as exc:
+        return {"values": None, "reason": str(exc).strip().splitlines()[0]}
+    return {"values": {k: float(v) for k, v in values.items()}, "reason": None}
+
+
+def distributions(space: SearchSpace, optuna) -> dict:
+    """The Optuna distribution of each searched setting (as :func:`suggest` draws them)."""
+    d = optuna.distributions
+    return {
+        "lookback": d.IntDistribution(*space.lookback),
+        "layers": d.IntDistribution(*space.layers),
+        "units": d.IntDistribution(*space.units),
+        "dropout": d.FloatDistribution(*space.dropout),
+        "batch_size": d.CategoricalDistribution(list(space.batch_sizes)),
+        "learning_rate": d.FloatDistribution(*space.learning_rate, log=True),
+        "max_epochs": d.IntDistribution(*space.max_epochs),
+    }
 
 
 def require_optuna():
@@ -189,13 +243,19 @@ def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_tria
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
 
+    epochs: dict[int, list[dict]] = {}
+
     def objective(trial) -> float:
-        def report(epoch: int, val_loss: float) -> None:
-            trial.report(val_loss, epoch)
+        params, rows = suggest(trial, space), epochs.setdefault(trial.number, [])
+
+        def report(row: dict) -> None:
+            rows.append(row)
+            trial.report(row["val_loss"], row["epoch"])
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return fit_trial(seen, split, apply_params(config, suggest(trial, space)), report)
+        return float(fit_trial(seen, split, apply_params(config, params), report)
+                     ["val_loss"].min())
 
     def progress(study, trial) -> None:
         if on_trial is not None:
@@ -204,11 +264,24 @@ def _tune_optuna(seen, split, config, space, n_trials, address, timeout, on_tria
             on_trial(len(study.trials), n_trials, best)
 
     study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[progress])
-    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-        raise ConfigError("no trial completed; allow more trials or a longer --timeout")
-    trials = study.trials_dataframe(attrs=("number", "state", "value", "params"))
-    trials.columns = [c.removeprefix("params_") for c in trials.columns]
-    return study.best_params, study.best_value, trials
+    return trial_table([
+        (t.number, t.state.name, t.params, t.duration.total_seconds() if t.duration else math.nan,
+         epochs.get(t.number, []))
+        for t in study.trials])
+
+
+def trial_table(trials: list[tuple[int, str, dict, float, list[dict]]]) -> pd.DataFrame:
+    """The long table of ``trials.csv``: one row per trial and epoch run, from
+    ``(number, state, params, seconds, epoch rows)`` per trial."""
+    rows = []
+    for number, state, params, seconds, epochs in trials:
+        head = {"trial": number, "state": state, **{k: params.get(k) for k in PARAMS},
+                "seconds": seconds}
+        rows += [{**head, **{k: e[k] for k in EPOCH_COLUMNS if k != "last"}}
+                 for e in epochs] or [head]
+    columns = ["trial", "state", *PARAMS, "seconds",
+               *[c for c in EPOCH_COLUMNS if c != "last"]]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
@@ -250,12 +323,25 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
             grid = tuner.fit()
         if all(r.error is not None for r in grid):
             raise ConfigError(f"every Ray Tune trial failed; first error: {grid[0].error}")
-        best = grid.get_best_result(metric=METRIC, mode="min")
-        frame = grid.get_dataframe(filter_metric=METRIC, filter_mode="min")
-    columns = {f"config/{k}": k for k in PARAMS}
-    trials = frame.rename(columns={**columns, METRIC: "value"})
-    trials = trials[["value", *[c for c in columns.values() if c in trials.columns]]]
-    return dict(best.config), float(best.metrics[METRIC]), trials.reset_index(drop=True)
+        trials = [_ray_row(i, grid[i]) for i in range(len(grid))]
+    return trial_table(trials)
+
+
+def _ray_row(number: int, result) -> tuple[int, str, dict, float, list[dict]]:
+    """A Ray Tune result as :func:`trial_table` takes it: stopped by the median stopping
+    rule (pruned) when its last epoch was not the one training ends after."""
+    frame = result.metrics_dataframe
+    epochs = [] if frame is None or "epoch" not in frame else frame.to_dict(orient="records")
+    # A trial Ray Tune paused and resumed starts again at epoch 1 (it has no checkpoint to
+    # resume from), and its results hold every start: the last one is the trial's.
+    starts = [i for i, e in enumerate(epochs) if e["epoch"] == 1]
+    epochs = epochs[starts[-1]:] if starts else epochs
+    if result.error is not None:
+        state = "FAIL"
+    else:
+        state = "COMPLETE" if epochs and bool(epochs[-1]["last"]) else "PRUNED"
+    seconds = float((result.metrics or {}).get("time_total_s", math.nan))
+    return number, state, dict(result.config), seconds, epochs
 
 
 def _define_by_run(trial, space: SearchSpace) -> None:
@@ -267,10 +353,10 @@ def _ray_trial(params: dict, seen: Series, split: Split, base: Config) -> None:
 
     best = math.inf
 
-    def report(epoch: int, val_loss: float) -> None:
+    def report(row: dict) -> None:
         nonlocal best
-        best = min(best, val_loss)
-        ray_tune.report({METRIC: best, "val_loss": val_loss, "epoch": epoch})
+        best = min(best, row["val_loss"])
+        ray_tune.report({METRIC: best, **row})
 
     fit_trial(seen, split, apply_params(base, params), report)
 
