@@ -18,7 +18,7 @@ def commands(group=cli, prefix=()):
 
 def test_every_command_is_documented_and_has_help(capsys):
     assert set(cli.commands) == {"run", "backtest", "train", "evaluate", "forecast", "data",
-                                 "report", "batch", "tune"}
+                                 "report", "batch", "tune", "study"}
     assert set(cli.commands["data"].commands) == {"download", "list", "check"}
     for words, _ in commands():
         name = " ".join(words)
@@ -32,6 +32,14 @@ def test_documented_flags_exist():
                for opt in param.opts}
     documented = set(re.findall(r"`(--[a-z-]+)`", README))
     assert documented - options - {"--help"} == set()
+
+
+def test_every_flag_of_the_searches_is_documented():
+    documented = set(re.findall(r"`(--[a-z-]+)`", README))
+    for name in ("tune", "study"):
+        flags = {opt for param in cli.commands[name].params for opt in param.opts
+                 if opt.startswith("--")}
+        assert flags - documented - {"--source"} == set(), name  # --source: old --data
 
 
 def test_quick_start_is_two_make_commands():

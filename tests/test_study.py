@@ -15,6 +15,7 @@ from test_tune import TINY, TINY_FLAGS
 
 from marketcast.config import load_config
 from marketcast.models import LSTMForecaster
+from marketcast.report import render_report
 from marketcast.report.blocks import TITLES
 from marketcast.report.search import STUDY_SECTIONS, TUNE_SECTIONS
 from marketcast.runs.folder import kind_of, verify_folder
@@ -185,7 +186,9 @@ def test_the_test_period_changes_nothing(folders):
     # A validation day changed does change the study (so the comparison can fail).
     changed = prices(tmp, "val.csv", factor=1.2, rows=slice(250, 260))
     config = small_config(changed, tmp / "runs", **SMALL)
-    moved = study(config, EPOCHS, GRID)
+    progress = []
+    moved = study(config, EPOCHS, GRID, on_done=lambda d, n: progress.append((d, n)))
+    assert progress == [(d, 6) for d in range(1, 7)]  # epochs trained of 2 x 3
     assert not np.allclose(moved.table["val_rmse"], folders["study"].table["val_rmse"])
 
 
@@ -233,3 +236,10 @@ def test_report_in_headless_chromium(browser: Browser, folders, kind, keys, n_im
     assert len(page.images) == n_images and page.broken_images == []
     assert all(width >= 600 for width in page.image_widths)
     assert page.external_requests == [] and page.console_errors == []
+
+
+def test_reports_render_again_from_the_folder(folders):
+    """`marketcast report FOLDER` redraws a search's page from its files, byte for byte."""
+    for kind in ("tune", "study"):
+        folder = folders[kind].path
+        assert render_report(folder) == (folder / "report.html").read_text()

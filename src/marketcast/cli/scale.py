@@ -162,7 +162,7 @@ def study(config, epochs, backend, ray_address, output, **lists) -> None:
     grid = {key: parse_list(flag, lists[key], kind)
             for flag, key, kind, _, _ in STUDY_GRID if lists[key] is not None}
     counts = parse_list("--epochs", epochs, int)
-    with CountProgress(err, "trainings done") as on_done:
+    with CountProgress(err, "epochs trained") as on_done:
         result = study_api(config, counts, grid, backend, ray_address, output, on_done)
     settings = [k for k in grid if result.table[k].nunique() > 1] or list(grid)
     # The settings that vary fit a terminal; every column is in the folder's study.csv.

@@ -22,7 +22,7 @@ import pandas as pd
 
 from marketcast import files
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ConfigError
+from marketcast.errors import ConfigError, MarketcastError, TrainingError
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series, load_series, split_series
 from marketcast.runs.layout import BEST_CONFIG, EPOCHS, STUDY, Kind
@@ -36,7 +36,7 @@ GRID = {"lookback": "model.lookback", "layers": "model.layers", "units": "model.
         "batch_size": "train.batch_size"}
 SCORES = ["val_loss", "val_rmse", "val_theils_u"]
 
-OnDone = Callable[[int, int], None]  # (trainings done, total)
+OnDone = Callable[[int, int], None]  # (epochs trained, total over every training)
 
 
 @dataclass
@@ -130,22 +130,28 @@ def _job(series: Series, config: Config, combo: dict, max_epochs: int
     return series.head(split.test_start), split, combo_config
 
 
-def train_one(seen: Series, split: Split, config: Config, threads: int | None = None
-              ) -> pd.DataFrame:
+def train_one(seen: Series, split: Split, config: Config, threads: int | None = None,
+              on_epoch: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """One training of the study (see :func:`marketcast.scale.trial.fit_scored`)."""
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    return fit_scored(seen, split, config)
+    return fit_scored(seen, split, config, on_epoch)
 
 
 def _train_here(jobs, address, on_done) -> list[pd.DataFrame]:
-    results = []
-    for seen, split, config in jobs:
-        results.append(train_one(seen, split, config))
+    total = sum(config.train.max_epochs for _, _, config in jobs)
+    done, results = 0, []
+
+    def count(_: dict) -> None:
+        nonlocal done
+        done += 1
         if on_done is not None:
-            on_done(len(results), len(jobs))
+            on_done(done, total)
+
+    for seen, split, config in jobs:
+        results.append(train_one(seen, split, config, on_epoch=count))
     return results
 
 
@@ -157,11 +163,20 @@ def _train_ray(jobs, address, on_done) -> list[pd.DataFrame]:
         pending = {task.remote(seen, split, config, 1): i
                    for i, (seen, split, config) in enumerate(jobs)}
         results: dict[int, pd.DataFrame] = {}
+        total = sum(config.train.max_epochs for _, _, config in jobs)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            results[pending.pop(ready[0])] = ray.get(ready[0])
-            if on_done is not None:
-                on_done(len(results), len(jobs))
+            try:
+                results[pending.pop(ready[0])] = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:
+                # Our own error (a diverging loss, say) as it would be raised here.
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, MarketcastError):
+                    raise cause from None
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise TrainingError(f"a study training failed on Ray: {first}") from None
+            if on_done is not None:  # a training's epochs at once, when it ends
+                on_done(sum(len(r) for r in results.values()), total)
     return [results[i] for i in range(len(jobs))]
 
 

@@ -41,6 +41,7 @@ METRIC = "best_val_loss"
 # The settings searched: model.lookback/layers/units/dropout, train.batch_size/
 # learning_rate/max_epochs.
 PARAMS = ("lookback", "layers", "units", "dropout", "batch_size", "learning_rate", "max_epochs")
+INTEGERS = ("lookback", "layers", "units", "batch_size", "max_epochs")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def tune(
     if complete.empty:
         raise ConfigError("no trial completed; allow more trials or a longer --timeout")
     row = complete.loc[complete["value"].idxmin()]
-    best = apply_params(config, {k: _plain(row[k]) for k in PARAMS})
+    best = apply_params(config, setting_values(row))
     searched = {"backend": backend, "n_trials": n_trials, "space": dataclasses.asdict(space),
                 "importances": importances(trials, space, config.train.seed)}
     path = write_search(Kind.TUNE, config, seen, split, {TRIALS: epochs}, best, searched,
@@ -180,9 +181,10 @@ def tune(
                       Path(output) if output is not None else path / BEST_CONFIG)
 
 
-def _plain(value):
-    """A numpy scalar of a table as the Python number a config takes."""
-    return value.item() if hasattr(value, "item") else value
+def setting_values(row) -> dict:
+    """The searched settings of a row of the trials table as the numbers a config takes
+    (a table may hold an integer setting as a float)."""
+    return {k: int(row[k]) if k in INTEGERS else float(row[k]) for k in PARAMS}
 
 
 def importances(trials: pd.DataFrame, space: SearchSpace, seed: int) -> dict:
@@ -197,7 +199,7 @@ def importances(trials: pd.DataFrame, space: SearchSpace, seed: int) -> dict:
     dists = distributions(space, optuna)
     for row in complete.to_dict(orient="records"):
         study.add_trial(optuna.trial.create_trial(
-            params={k: _plain(row[k]) for k in PARAMS}, distributions=dists,
+            params=setting_values(row), distributions=dists,
             value=float(row["value"])))
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     try:
