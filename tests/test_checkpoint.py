@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from marketcast.files import sha256_file as _sha256
 from marketcast.nn.checkpoint import CHECKPOINT
 from marketcast.nn.network import StackedLSTM
 from marketcast.runs.folder import check_run
-from marketcast.runs.session import CHECKPOINTS, session
+from marketcast.runs.session import CHECKPOINTS, SESSION, session
 
 TRAIN = ["--lookback", "10", "--layers", "2", "--units", "8", "--batch-size", "32",
          "--epochs", "6", "--patience", "3", "--days", "5"]
@@ -264,7 +265,29 @@ def test_resume_and_name_mistakes(capsys, stopped):
                        "--name", "s")
     assert_one_line_error(code, err, "run s is training, or stopped before it finished")
     code, _, err = cli(capsys, "run", "--runs-dir", runs, "--name", "../s")
-    assert_one_line_error(code, err, "--name '../s' must be a plain folder name")
+    assert_one_line_error(code, err, "--name (output.name) '../s' must be a plain folder name")
+    for name in ("x" * 101, "red\x1b[31mtext", "tab\there", "a\\b", ".hidden", " s"):
+        code, _, err = cli(capsys, "run", "--runs-dir", runs, "--name", name)
+        assert_one_line_error(code, err, "must be a plain folder name")
+        assert "\x1b" not in err and len(err) < 400
+    assert sorted(p.name for p in Path(runs).iterdir()) == [CHECKPOINTS]
+
+
+@pytest.mark.parametrize("crafted", ["checkpoints/../../x", "/tmp/x", "..", 7])
+def test_resume_refuses_a_crafted_name_in_session_json(capsys, stopped, tmp_path, crafted):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / SESSION).read_text())
+    info["name"] = crafted if crafted != "/tmp/x" else str(tmp_path / "outside")
+    (folder / SESSION).write_text(json.dumps(info))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--resume",
+                       str(folder))
+    assert_one_line_error(code, err, f"{folder / SESSION}: name")
+    assert "must be a plain folder name" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [CHECKPOINTS]
+    assert (folder / CHECKPOINT).is_file()  # refused, never deleted
 
 
 def test_one_name_is_never_trained_twice_at_once(config):

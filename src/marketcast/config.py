@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import tomllib
 import types
 import typing
@@ -19,11 +20,14 @@ from typing import Any
 
 import tomli_w
 
-from marketcast.errors import ConfigError
+from marketcast.errors import ConfigError, shown
 
 log = logging.getLogger("marketcast")
 
 TARGET_TRANSFORMS = ("level", "log_return")
+# A run name is one folder name on every platform: bounded, printable, no separators.
+NAME_LIMIT = 100
+NOT_IN_NAMES = re.compile(r'[/\\<>:"|?*]')
 FILL_POLICIES = ("none", "ffill", "drop")
 STRATEGY_RULES = ("long_flat", "long_short", "both")
 
@@ -218,6 +222,23 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return config.with_overrides(overrides or {})
 
 
+def check_run_name(name: object, where: str = "--name") -> str:
+    """``name`` if it is a plain folder name (one path part, printable, at most
+    :data:`NAME_LIMIT` characters, not hidden); else a :class:`ConfigError` naming ``where``.
+
+    Every run name goes through here: flags, config files and saved sessions on resume.
+    """
+    if (not isinstance(name, str) or not name.strip() or len(name) > NAME_LIMIT
+            or not name.isprintable() or NOT_IN_NAMES.search(name) or name.startswith(".")
+            or name != name.strip()):
+        raise ConfigError(
+            f"{where} {shown(name)} must be a plain folder name, like sp500-lstm: at most "
+            f"{NAME_LIMIT} printable characters, no / \\ < > : \" | ? *, not starting "
+            "with a dot"
+        )
+    return name
+
+
 def config_to_toml(config: Config) -> str:
     return tomli_w.dumps(config.to_dict())
 
@@ -277,6 +298,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 def _check_ranges(config: Config) -> None:
     d, s, m, t = config.data, config.split, config.model, config.train
+    if config.output.name is not None:
+        check_run_name(config.output.name, "--name (output.name)")
     checks = [
         (d.fill in FILL_POLICIES, f"data.fill must be one of {', '.join(FILL_POLICIES)}"),
         (0 <= s.val_fraction < 1, "split.val_fraction must be in [0, 1)"),

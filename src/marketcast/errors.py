@@ -6,6 +6,17 @@ traceback.
 """
 
 
+# Longest value quoted in a message: a 10 MB value is cut, never echoed whole.
+SHOWN = 80
+
+
+def shown(value: object, limit: int = SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with an ellipsis): safe to print in a
+    message, control characters and escapes included (repr escapes them)."""
+    text = repr(value) if isinstance(value, str) else repr(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 class MarketcastError(Exception):
     """Base class: a problem the user can fix. The message says what was wrong and what to do."""
 

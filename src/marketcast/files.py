@@ -135,7 +135,7 @@ def default_name(label: str) -> str:
     """A run name from the time and the data: ``20250131-142501-prices``."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name.split(".")[0]).strip("-")
-    return f"{stamp}-{slug or 'run'}"
+    return f"{stamp}-{slug[:60] or 'run'}"
 
 
 def _json_default(value):

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from marketcast.config import check_run_name
 from marketcast.errors import ArtifactError
 from marketcast.files import (
     default_name,
@@ -54,7 +55,7 @@ class RunFolder:
         self.kind = Kind(kind)
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.name = name or default_name(label)
+        self.name = check_run_name(name) if name is not None else default_name(label)
         if (self.runs_dir / self.name).exists() and name is not None:
             raise ArtifactError(
                 f"run folder {self.runs_dir / self.name} already exists; pick another --name"

@@ -25,7 +25,7 @@ from typing import Any
 import filelock
 
 from marketcast import files
-from marketcast.config import Config, load_config
+from marketcast.config import Config, check_run_name, load_config
 from marketcast.errors import ArtifactError, ConfigError, MarketcastError
 from marketcast.nn.checkpoint import CHECKPOINT, FORMAT_VERSION, CheckpointStore
 
@@ -101,8 +101,8 @@ def checkpoint_folder(config: Config, resume: bool | str | Path) -> Path:
 def _claim(config: Config, label: str) -> tuple[Path, str]:
     """Create the checkpoint folder of a new run under a name no other run has."""
     runs_dir, chosen = Path(config.output.runs_dir), config.output.name
-    if chosen is not None and (Path(chosen).name != chosen or chosen.startswith(".")):
-        raise ConfigError(f"--name {chosen!r} must be a plain folder name, like sp500-lstm")
+    if chosen is not None:
+        check_run_name(chosen)
     base = chosen or files.default_name(label)
     for attempt in range(100):
         name = base if attempt == 0 else f"{base}-{attempt}"
@@ -130,7 +130,7 @@ def _open(config: Config, resume: bool | str | Path,
         folder, name = _claim(config, label)
     else:
         folder = checkpoint_folder(config, resume)
-        name = _read_session(folder)["name"]
+        name = check_run_name(_read_session(folder).get("name"), f"{folder / SESSION}: name")
     lock = _lock(folder)
     try:
         if resume:
