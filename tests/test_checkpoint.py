@@ -263,7 +263,8 @@ def test_resume_and_name_mistakes(capsys, stopped):
     assert_one_line_error(code, err, "no stopped run to resume in")
     code, _, err = cli(capsys, "run", "--data", config.data.source, "--runs-dir", runs,
                        "--name", "s")
-    assert_one_line_error(code, err, "run s is training, or stopped before it finished")
+    assert_one_line_error(code, err, f"run s stopped before it finished ({folder}); continue "
+                          f"it with --resume, or delete {folder} to start again")
     code, _, err = cli(capsys, "run", "--runs-dir", runs, "--name", "../s")
     assert_one_line_error(code, err, "--name (output.name) '../s' must be a plain folder name")
     for name in ("x" * 101, "red\x1b[31mtext", "tab\there", "a\\b", ".hidden", " s"):
@@ -292,11 +293,11 @@ def test_resume_refuses_a_crafted_name_in_session_json(capsys, stopped, tmp_path
 
 def test_one_name_is_never_trained_twice_at_once(config):
     config = named(config, "x")
-    training = "run x is training, or stopped"
     locked = "run x is being trained by another process"
     with session(config) as first:
-        with pytest.raises(ArtifactError, match=training), session(config):
+        with pytest.raises(ArtifactError, match=locked) as caught, session(config):
             pass
+        assert "delete" not in str(caught.value)  # never advice to delete a live run's files
         with pytest.raises(ArtifactError, match=locked), session(config, resume=True):
             pass
         assert first.store.folder.is_dir()

@@ -112,8 +112,7 @@ def _claim(config: Config, label: str) -> tuple[Path, str]:
             try:
                 folder.mkdir(parents=True)  # atomic: of two runs claiming a name, one fails
             except FileExistsError:
-                taken = (f"run {name} is training, or stopped before it finished ({folder}); "
-                         f"continue it with --resume, or delete {folder} to start again")
+                taken = _taken(folder, name)
             else:
                 if not finished.exists():  # a run of that name may have finished meanwhile
                     return folder, name
@@ -121,6 +120,23 @@ def _claim(config: Config, label: str) -> tuple[Path, str]:
         if chosen:
             raise ArtifactError(taken)
     raise ArtifactError(f"cannot find a free run name for {base}; pass --name")
+
+
+def _taken(folder: Path, name: str) -> str:
+    """Why the checkpoint folder of ``name`` cannot be claimed, asking its lock whether the
+    run that made it is alive: only a dead run's folder may be deleted."""
+    probe = filelock.FileLock(folder / LOCK, timeout=0)
+    try:
+        probe.acquire()
+    except filelock.Timeout:
+        return (f"run {name} is being trained by another process ({folder}); wait for it "
+                "to finish or pick another --name")
+    except OSError:
+        pass  # unreadable: say what the folder is, and let the user look
+    else:
+        probe.release()
+    return (f"run {name} stopped before it finished ({folder}); continue it with --resume, "
+            f"or delete {folder} to start again")
 
 
 def _open(config: Config, resume: bool | str | Path,
