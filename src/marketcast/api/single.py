@@ -14,10 +14,10 @@ import pandas as pd
 from marketcast.api.panel import GlobalEvaluation, evaluate_global
 from marketcast.api.results import Evaluation, RunResult, Trained
 from marketcast.api.save import RESIDUALS, label, write_run
-from marketcast.config import Config, load_config
+from marketcast.config import LIMITS, Config, load_config
 from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
-from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker
+from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
 from marketcast.models import LSTMForecaster, NaiveForecaster
 from marketcast.nn.train import Callback, Checkpoints
 from marketcast.pipeline.series import (
@@ -179,6 +179,7 @@ class _SavedRun:
     def forecast(self, data, days, interval, ticker=None) -> pd.DataFrame:
         """What :func:`forecast` returns, from this folder."""
         run_dir = self.run_dir
+        _check_forecast_options(days, interval)
         config, lstm, meta = self.model(ticker)
         level = config.forecast.interval if interval is None else interval
         if interval and not (Path(run_dir) / RESIDUALS).is_file():
@@ -211,6 +212,15 @@ class _SavedRun:
                 residuals = residuals[residuals["ticker"] == meta["ticker"]]
             future = add_interval(future, residuals, level)
         return future
+
+
+def _check_forecast_options(days, interval) -> None:
+    limit = LIMITS[("forecast", "days")]
+    if days is not None and not 1 <= days <= limit:
+        raise ConfigError(f"--days {shown(days)} must be between 1 and {limit}")
+    if interval is not None and not 0 <= interval < 1:  # NaN fails both comparisons
+        raise ConfigError(f"--interval {shown(interval)} must be in [0, 1), 0 for none; "
+                          "e.g. 0.9")
 
 
 def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from marketcast.data.readers import DATE_NAMES, normalize_name
-from marketcast.errors import ConfigError, DataError
+from marketcast.errors import ConfigError, DataError, listed, shown
 
 log = logging.getLogger("marketcast")
 
@@ -285,7 +285,7 @@ def _clean(raw: pd.DataFrame | None, ticker: str) -> pd.DataFrame:
     frame.columns = [normalize_name(c) for c in frame.columns]
     if "close" not in frame.columns:
         raise DataError(f"the download of {ticker} has no close prices "
-                        f"(columns: {', '.join(frame.columns)}); try again later")
+                        f"(columns: {listed(frame.columns)}); try again later")
     index = pd.DatetimeIndex(frame.index)
     index = index.tz_localize(None) if index.tz is not None else index
     frame = frame[[c for c in COLUMNS if c in frame.columns]].astype(np.float64)
@@ -306,9 +306,12 @@ def _date(value: str | None, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise DataError(f"--{name} {shown(value)} is not a date; use YYYY-MM-DD")
+    return stamp.normalize()
 
 
 def yahoo_fetch(ticker: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

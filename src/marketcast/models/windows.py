@@ -237,7 +237,17 @@ def _enough(split: Split, lookback: int, horizon: int, offset: int, with_val: bo
 
 
 def _minimum_rows(split: SplitConfig, lookback: int, horizon: int, offset: int) -> int:
-    n = lookback + horizon + offset
+    """The fewest rows whose fractional split holds one window of each part.
+
+    Rounding moves each part by at most half a row, so no count below the bounds computed
+    here can do; the search from there takes a few steps, whatever the lookback.
+    """
+    need = lookback + horizon + offset
+    bounds = [need, (need - 1) / (1 - split.val_fraction - split.test_fraction),
+              (horizon - 0.5) / split.test_fraction]
+    if split.val_fraction > 0:
+        bounds.append((horizon - 0.5) / split.val_fraction)
+    n = max(need, int(max(bounds)) - 2)
     while True:
         n_test = round(n * split.test_fraction)
         n_val = round(n * split.val_fraction)
