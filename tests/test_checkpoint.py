@@ -239,6 +239,44 @@ def test_tampered_or_pickled_checkpoint_is_refused(stopped, tmp_path):
     assert folder.is_dir()  # refused, never deleted
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"epoch": 99}, "state_file is not the state of its epoch"),
+    ({"epoch": 99, "state_file": "state-0099.safetensors"}, "history does not hold epochs 1"),
+    ({"state_file": "../../../etc/passwd"}, "state_file is not the state of its epoch"),
+    ({"best_epoch": -1}, "best_epoch is not between 0 and 1"),
+    ({"epoch": "1"}, "epoch is not a whole number"),
+])
+def test_edited_checkpoint_json_is_refused(capsys, stopped, edit, message):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / CHECKPOINT).read_text())
+    (folder / CHECKPOINT).write_text(json.dumps({**info, **edit}))
+    code, out, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--name", "s",
+                         "--resume")
+    assert_one_line_error(code, err, f"{folder / CHECKPOINT}: {message}")
+    assert out == "" and folder.is_dir()
+    assert [p.name for p in (folder.parent.parent).iterdir()] == [CHECKPOINTS]
+
+
+def test_checkpoint_edited_past_the_last_epoch_is_refused(capsys, stopped):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / CHECKPOINT).read_text())
+    state = folder / info["state_file"]
+    epochs = config.train.max_epochs + 5
+    renamed = state.with_name(f"state-{epochs:04d}.safetensors")
+    state.rename(renamed)
+    first = info["history"][0]
+    info.update(epoch=epochs, state_file=renamed.name,
+                history=[[e, *first[1:]] for e in range(1, epochs + 1)])
+    (folder / CHECKPOINT).write_text(json.dumps(info))
+    code, out, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--name", "s",
+                         "--resume")
+    assert_one_line_error(code, err, f"the checkpoint records epoch {epochs} (waited 0), "
+                          f"beyond the run's {config.train.max_epochs} epochs")
+    assert [p.name for p in (folder.parent.parent).iterdir()] == [CHECKPOINTS]
+
+
 def test_resume_with_other_settings_or_data_is_refused(capsys, stopped, prices_csv):
     config, folder = stopped
     capsys.readouterr()  # the note of the stopped run

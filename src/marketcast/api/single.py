@@ -34,6 +34,7 @@ from marketcast.pipeline.series import (
 from marketcast.runs import folder as run_folder
 from marketcast.runs import session as run_session
 from marketcast.runs.layout import Kind
+from marketcast.runs.schema import finite_or_fail
 
 
 def train(config: Config | None = None, callback: Callback | None = None,
@@ -98,7 +99,9 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     split = split_series(series, config)
     models = fit_models(series, split, config, names=("naive", "linear"))
     trained = Trained(config, frame, series, split, {"lstm": lstm, **models})
-    return evaluate(trained)
+    result = evaluate(trained)
+    finite_or_fail(result.table["y_hat"], f"the test forecasts of {run_dir}")
+    return result
 
 
 def forecast_tickers(
@@ -206,6 +209,7 @@ class _SavedRun:
         naive = NaiveForecaster().fit(series.y)
         days = days or future_days(series, config.model.horizon, config.forecast.days)
         future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
+        finite_or_fail(future["lstm"], f"the forecast of {run_dir}")
         if level and self.residuals is not None:
             residuals = self.residuals
             if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals

@@ -113,7 +113,8 @@ class WindowTransform:
         values = self.scaler_.inverse_transform(scaled, column=0)
         if self.target_transform == "level":
             return values
-        return y[cutoffs][:, None] * np.exp(np.cumsum(values, axis=1))
+        with np.errstate(over="ignore"):  # an overflow is caught where forecasts are used
+            return y[cutoffs][:, None] * np.exp(np.cumsum(values, axis=1))
 
     def forecast(self, predict_scaled, y, X, cutoffs, h: int) -> np.ndarray:
         """Price forecasts (n, h) from each cutoff; recursive when ``h`` exceeds the horizon.

@@ -190,7 +190,8 @@ def _read_session(folder: Path) -> dict:
             f"no stopped run to resume in {folder}; start the run without --resume"
         )
     info = files.read_json(folder / SESSION)
-    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
+    if (not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION
+            or set(info) != {"format_version", "name", "config"}):
         raise ArtifactError(f"{folder / SESSION} is malformed or from another marketcast "
                             f"version; delete {folder} and start again")
     return info
