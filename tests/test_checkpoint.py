@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from marketcast.files import sha256_file as _sha256
 from marketcast.nn.checkpoint import CHECKPOINT
 from marketcast.nn.network import StackedLSTM
 from marketcast.runs.folder import check_run
-from marketcast.runs.session import CHECKPOINTS, session
+from marketcast.runs.session import CHECKPOINTS, SESSION, session
 
 TRAIN = ["--lookback", "10", "--layers", "2", "--units", "8", "--batch-size", "32",
          "--epochs", "6", "--patience", "3", "--days", "5"]
@@ -238,6 +239,44 @@ def test_tampered_or_pickled_checkpoint_is_refused(stopped, tmp_path):
     assert folder.is_dir()  # refused, never deleted
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"epoch": 99}, "state_file is not the state of its epoch"),
+    ({"epoch": 99, "state_file": "state-0099.safetensors"}, "history does not hold epochs 1"),
+    ({"state_file": "../../../etc/passwd"}, "state_file is not the state of its epoch"),
+    ({"best_epoch": -1}, "best_epoch is not between 0 and 1"),
+    ({"epoch": "1"}, "epoch is not a whole number"),
+])
+def test_edited_checkpoint_json_is_refused(capsys, stopped, edit, message):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / CHECKPOINT).read_text())
+    (folder / CHECKPOINT).write_text(json.dumps({**info, **edit}))
+    code, out, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--name", "s",
+                         "--resume")
+    assert_one_line_error(code, err, f"{folder / CHECKPOINT}: {message}")
+    assert out == "" and folder.is_dir()
+    assert [p.name for p in (folder.parent.parent).iterdir()] == [CHECKPOINTS]
+
+
+def test_checkpoint_edited_past_the_last_epoch_is_refused(capsys, stopped):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / CHECKPOINT).read_text())
+    state = folder / info["state_file"]
+    epochs = config.train.max_epochs + 5
+    renamed = state.with_name(f"state-{epochs:04d}.safetensors")
+    state.rename(renamed)
+    first = info["history"][0]
+    info.update(epoch=epochs, state_file=renamed.name,
+                history=[[e, *first[1:]] for e in range(1, epochs + 1)])
+    (folder / CHECKPOINT).write_text(json.dumps(info))
+    code, out, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--name", "s",
+                         "--resume")
+    assert_one_line_error(code, err, f"the checkpoint records epoch {epochs} (waited 0), "
+                          f"beyond the run's {config.train.max_epochs} epochs")
+    assert [p.name for p in (folder.parent.parent).iterdir()] == [CHECKPOINTS]
+
+
 def test_resume_with_other_settings_or_data_is_refused(capsys, stopped, prices_csv):
     config, folder = stopped
     capsys.readouterr()  # the note of the stopped run
@@ -262,18 +301,41 @@ def test_resume_and_name_mistakes(capsys, stopped):
     assert_one_line_error(code, err, "no stopped run to resume in")
     code, _, err = cli(capsys, "run", "--data", config.data.source, "--runs-dir", runs,
                        "--name", "s")
-    assert_one_line_error(code, err, "run s is training, or stopped before it finished")
+    assert_one_line_error(code, err, f"run s stopped before it finished ({folder}); continue "
+                          f"it with --resume, or delete {folder} to start again")
     code, _, err = cli(capsys, "run", "--runs-dir", runs, "--name", "../s")
-    assert_one_line_error(code, err, "--name '../s' must be a plain folder name")
+    assert_one_line_error(code, err, "--name (output.name) '../s' must be a plain folder name")
+    for name in ("x" * 101, "red\x1b[31mtext", "tab\there", "a\\b", ".hidden", " s"):
+        code, _, err = cli(capsys, "run", "--runs-dir", runs, "--name", name)
+        assert_one_line_error(code, err, "must be a plain folder name")
+        assert "\x1b" not in err and len(err) < 400
+    assert sorted(p.name for p in Path(runs).iterdir()) == [CHECKPOINTS]
+
+
+@pytest.mark.parametrize("crafted", ["checkpoints/../../x", "/tmp/x", "..", 7])
+def test_resume_refuses_a_crafted_name_in_session_json(capsys, stopped, tmp_path, crafted):
+    config, folder = stopped
+    capsys.readouterr()
+    info = json.loads((folder / SESSION).read_text())
+    info["name"] = crafted if crafted != "/tmp/x" else str(tmp_path / "outside")
+    (folder / SESSION).write_text(json.dumps(info))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--resume",
+                       str(folder))
+    assert_one_line_error(code, err, f"{folder / SESSION}: name")
+    assert "must be a plain folder name" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [CHECKPOINTS]
+    assert (folder / CHECKPOINT).is_file()  # refused, never deleted
 
 
 def test_one_name_is_never_trained_twice_at_once(config):
     config = named(config, "x")
-    training = "run x is training, or stopped"
     locked = "run x is being trained by another process"
     with session(config) as first:
-        with pytest.raises(ArtifactError, match=training), session(config):
+        with pytest.raises(ArtifactError, match=locked) as caught, session(config):
             pass
+        assert "delete" not in str(caught.value)  # never advice to delete a live run's files
         with pytest.raises(ArtifactError, match=locked), session(config, resume=True):
             pass
         assert first.store.folder.is_dir()

@@ -41,6 +41,9 @@ def test_round_trip_through_toml(tmp_path):
         ("[strategy]\ncost_bps = nan\n", "strategy.cost_bps must be 0 or more"),
         ("[strategy]\nthreshold = 'high'\n", "threshold: expected float, got 'high'"),
         ("[strategy]\nthreshold = -0.01\n", "strategy.threshold must be a forecast return"),
+        ("[output]\nname = '../../x'\n", r"--name \(output.name\) '../../x' must be a plain"),
+        ("[output]\nname = '/abs'\n", "must be a plain folder name"),
+        (f"[output]\nname = '{'n' * 101}'\n", "at most 100 printable characters"),
     ],
 )
 def test_bad_config_files(tmp_path, text, message):

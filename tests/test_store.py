@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 import types
 
 import numpy as np
@@ -110,10 +111,11 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, source, mon
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=r"cannot write to the store .* \(disk full\)"):
         download(["AAA"], end=day(remote, 149), store=tmp_path, fetch=source)
     assert (tmp_path / "AAA.parquet").read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["AAA.parquet"]
+    # the lock file stays (an empty hidden file); nothing else is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".AAA.parquet.lock", "AAA.parquet"]
 
 
 def test_bad_symbol_and_empty_answer(tmp_path, source):
@@ -122,7 +124,7 @@ def test_bad_symbol_and_empty_answer(tmp_path, source):
     assert source.calls == []  # every symbol is checked before anything is fetched
     with pytest.raises(DataError, match="returned no prices for ZZZ"):
         download(["ZZZ"], start="1990-01-01", end="1990-12-31", store=tmp_path, fetch=source)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".ZZZ.parquet.lock"]
 
 
 def test_missing_ranges():
@@ -185,3 +187,66 @@ def test_without_yfinance_the_error_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r'pip install "marketcast\[download\]"'):
         download(["AAPL"], store=tmp_path)
     assert not tmp_path.joinpath("AAPL.parquet").exists()
+
+
+# Downloads one range of the recorded frame with a slow fetch, so two at once overlap.
+CONCURRENT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from test_store import remote_prices
+from marketcast.data import download
+
+remote, go = remote_prices(), Path(sys.argv[3])
+first, last = (int(v) for v in sys.argv[2].split(":"))
+
+def slow(ticker, start, end):
+    time.sleep(1.0)
+    return remote.loc[start:end].copy()
+
+while not go.exists():
+    time.sleep(0.01)
+download(["AAA"], start=remote.index[first].date().isoformat(),
+         end=remote.index[last].date().isoformat(), store=sys.argv[1], fetch=slow, source="x")
+"""
+
+
+def test_two_processes_downloading_one_ticker_keep_both_rows_and_log_entries(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    go = tmp_path / "go"
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(tmp_path / "store"), span,
+                               str(go), tests], env=env, stderr=subprocess.PIPE, text=True)
+             for span in ("0:99", "150:199")]
+    time.sleep(1.5)  # both imported and waiting
+    go.touch()
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        proc.stderr.close()
+    frame, meta = read_stored("AAA", tmp_path / "store")
+    remote = remote_prices()
+    assert frame.index[0] == remote.index[0] and frame.index[-1] == remote.index[199]
+    assert len(frame) == 200 and len(meta["downloads"]) == 2
+    assert [p.name for p in (tmp_path / "store").iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_stale_temporary_files_are_removed_and_foreign_metadata_refused(tmp_path, source):
+    remote = source.frame
+    stale = tmp_path / ".AAA.parquet.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    download(["AAA"], start=day(remote, 0), end=day(remote, 9), store=tmp_path, fetch=source)
+    assert not stale.exists()
+    import pyarrow as pa
+
+    table = pa.table({"date": pd.to_datetime(["2020-01-02"]), "close": [1.0]})
+    pq.write_table(table.replace_schema_metadata({b"marketcast": b"{not json"}),
+                   tmp_path / "BBB.parquet")
+    with pytest.raises(DataError, match="metadata under 'marketcast' that marketcast did not"):
+        read_stored("BBB", tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="cannot write to the store .*file"):
+        download(["AAA"], store=tmp_path / "file", fetch=source)

@@ -8,8 +8,10 @@ resolved configuration is saved as ``config.toml`` beside every run's outputs, a
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import math
+import re
 import tomllib
 import types
 import typing
@@ -19,11 +21,29 @@ from typing import Any
 
 import tomli_w
 
-from marketcast.errors import ConfigError
+from marketcast.errors import SHOWN, ConfigError, shown
 
 log = logging.getLogger("marketcast")
 
 TARGET_TRANSFORMS = ("level", "log_return")
+# A run name is one folder name on every platform: bounded, printable, no separators.
+NAME_LIMIT = 100
+NOT_IN_NAMES = re.compile(r'[/\\<>:"|?*]')
+# Largest accepted value of each integer setting: beyond these a run would not end or not
+# fit in memory, so they are refused before any data is read.
+LIMITS = {
+    ("model", "lookback"): 10_000, ("model", "horizon"): 1_000, ("model", "layers"): 16,
+    ("model", "units"): 4_096, ("train", "batch_size"): 1_000_000,
+    ("train", "max_epochs"): 100_000, ("train", "patience"): 100_000,
+    ("train", "seed"): 2**32 - 1, ("forecast", "days"): 10_000,
+    ("backtest", "n_windows"): 1_000_000, ("backtest", "stride"): 100_000,
+    ("backtest", "train_size"): 100_000_000, ("backtest", "refit_every"): 1_000_000,
+    ("backtest", "workers"): 1_024,
+}
+MAX_CONFIG_BYTES = 1_000_000
+# LSTM weights trained at most: with Adam's two moments and the best weights kept, four
+# float32 copies of 2e7 weights are 320 MB.
+MAX_WEIGHTS = 20_000_000
 FILL_POLICIES = ("none", "ffill", "drop")
 STRATEGY_RULES = ("long_flat", "long_short", "both")
 
@@ -207,15 +227,40 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} not found; pass the path of a TOML file")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES // 1000} kB; a "
+                              "marketcast config is a few sections of settings")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
+            # ValueError: an integer of thousands of digits
+            raise ConfigError(f"config file {path} is not valid TOML: "
+                              f"{str(exc)[:SHOWN]}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {path} nests tables or arrays too deeply; a "
+                              "marketcast config has sections of plain settings") from None
         from_file = Config.from_dict(raw, where=str(path))  # unknown keys, types, ranges
         config = from_file if base is None else base.with_overrides(
             {f"{section}.{key}": v for section, values in raw.items() for key, v in values.items()}
         )
     return config.with_overrides(overrides or {})
+
+
+def check_run_name(name: object, where: str = "--name") -> str:
+    """``name`` if it is a plain folder name (one path part, printable, at most
+    :data:`NAME_LIMIT` characters, not hidden); else a :class:`ConfigError` naming ``where``.
+
+    Every run name goes through here: flags, config files and saved sessions on resume.
+    """
+    if (not isinstance(name, str) or not name.strip() or len(name) > NAME_LIMIT
+            or not name.isprintable() or NOT_IN_NAMES.search(name) or name.startswith(".")
+            or name != name.strip()):
+        raise ConfigError(
+            f"{where} {shown(name)} must be a plain folder name, like sp500-lstm: at most "
+            f"{NAME_LIMIT} printable characters, no / \\ < > : \" | ? *, not starting "
+            "with a dot"
+        )
+    return name
 
 
 def config_to_toml(config: Config) -> str:
@@ -261,22 +306,41 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         (hint,) = [a for a in args if a is not type(None)]
         args = typing.get_args(hint)
+    if hint is str and isinstance(value, dt.date):  # an unquoted TOML date or date-time
+        return value.isoformat()
     generic = typing.get_origin(hint)
     if generic is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: expected a list of names, got {value!r}")
+            raise ConfigError(f"{where}: expected a list of names, got {shown(value)}")
         return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {shown(value)}")
     return value
 
 
 def _check_ranges(config: Config) -> None:
     d, s, m, t = config.data, config.split, config.model, config.train
+    if config.output.name is not None:
+        check_run_name(config.output.name, "--name (output.name)")
+    for (section, key), limit in LIMITS.items():
+        value = getattr(getattr(config, section), key)
+        if value is not None and value > limit:
+            raise ConfigError(f"{section}.{key} {shown(value)} is above its limit of {limit}; "
+                              "fix the config file or the flag")
+    for flag, key, value in (("--start", "data.start", d.start), ("--end", "data.end", d.end),
+                             ("--val-start", "split.val_start", s.val_start),
+                             ("--test-start", "split.test_start", s.test_start)):
+        if not _is_date(value):
+            raise ConfigError(f"{flag} ({key}) {shown(value)} is not a date; use YYYY-MM-DD")
+    weights = 4 * m.units * (2 * m.units + 2) * m.layers
+    if weights > MAX_WEIGHTS:
+        raise ConfigError(
+            f"model.units {m.units} and model.layers {m.layers} make about {weights:.2g} LSTM "
+            f"weights, above the limit of {MAX_WEIGHTS:.0e}; use fewer --units or --layers")
     checks = [
         (d.fill in FILL_POLICIES, f"data.fill must be one of {', '.join(FILL_POLICIES)}"),
         (0 <= s.val_fraction < 1, "split.val_fraction must be in [0, 1)"),
@@ -293,7 +357,9 @@ def _check_ranges(config: Config) -> None:
         ),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.max_epochs >= 1, "train.max_epochs must be at least 1"),
-        (t.learning_rate > 0, "train.learning_rate must be positive"),
+        (math.isfinite(t.learning_rate) and t.learning_rate > 0,
+         "train.learning_rate must be positive"),
+        (t.seed >= 0, "train.seed must be 0 or more"),
         (t.patience >= 1, "train.patience must be at least 1"),
         (t.clip_norm > 0, "train.clip_norm must be positive"),
         (config.forecast.days >= 1, "forecast.days must be at least 1"),
@@ -317,3 +383,14 @@ def _check_ranges(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{message}; fix the config file or the flag")
+
+
+def _is_date(value: str | None) -> bool:
+    """None, or text that starts with an ISO date (times and offsets may follow)."""
+    if value is None:
+        return True
+    try:
+        dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return False
+    return True

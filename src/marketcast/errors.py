@@ -6,6 +6,27 @@ traceback.
 """
 
 
+# Longest value quoted in a message: a 10 MB value is cut, never echoed whole.
+SHOWN = 80
+
+
+def shown(value: object, limit: int = SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with an ellipsis): safe to print in a
+    message, control characters and escapes included (repr escapes them)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def listed(names, limit: int = 8) -> str:
+    """The first ``limit`` of ``names``, comma-separated, with the count of the rest."""
+    names = [str(n)[:SHOWN] for n in names]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 class MarketcastError(Exception):
     """Base class: a problem the user can fix. The message says what was wrong and what to do."""
 

@@ -97,16 +97,27 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
+def read_verified(path: Path, sha256: str | None = None) -> bytes:
+    """The bytes of ``path``, read once and checked against ``sha256`` when given: the bytes
+    a caller parses are the bytes that were hashed. A symbolic link is refused."""
     path = Path(path)
+    if path.is_symlink():
+        raise ArtifactError(f"{path} is a symbolic link; a run folder holds its own files: "
+                            "use an untouched copy")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ArtifactError(f"cannot read {path}: {exc}") from None
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ArtifactError(f"{path} does not match its recorded sha256: it was changed or "
                             "truncated; use an untouched copy")
+    return data
+
+
+def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
+    path = Path(path)
+    data = read_verified(path, sha256)
     from safetensors import SafetensorError
     from safetensors.torch import load as from_safetensors
 
@@ -116,11 +127,13 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
         raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
-def read_json(path: Path):
+def read_json(path: Path, sha256: str | None = None):
+    """The JSON of ``path`` (checked against ``sha256`` when given)."""
+    data = read_verified(path, sha256)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read {path}: {exc}") from None
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ArtifactError(f"cannot read {path}: {str(exc)[:80]}") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -135,7 +148,7 @@ def default_name(label: str) -> str:
     """A run name from the time and the data: ``20250131-142501-prices``."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(label).name.split(".")[0]).strip("-")
-    return f"{stamp}-{slug or 'run'}"
+    return f"{stamp}-{slug[:60] or 'run'}"
 
 
 def _json_default(value):

@@ -14,10 +14,10 @@ import pandas as pd
 from marketcast.api.panel import GlobalEvaluation, evaluate_global
 from marketcast.api.results import Evaluation, RunResult, Trained
 from marketcast.api.save import RESIDUALS, label, write_run
-from marketcast.config import Config, load_config
+from marketcast.config import LIMITS, Config, load_config
 from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
-from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker
+from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
 from marketcast.models import LSTMForecaster, NaiveForecaster
 from marketcast.nn.train import Callback, Checkpoints
 from marketcast.pipeline.series import (
@@ -34,6 +34,7 @@ from marketcast.pipeline.series import (
 from marketcast.runs import folder as run_folder
 from marketcast.runs import session as run_session
 from marketcast.runs.layout import Kind
+from marketcast.runs.schema import finite_or_fail
 
 
 def train(config: Config | None = None, callback: Callback | None = None,
@@ -98,7 +99,9 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     split = split_series(series, config)
     models = fit_models(series, split, config, names=("naive", "linear"))
     trained = Trained(config, frame, series, split, {"lstm": lstm, **models})
-    return evaluate(trained)
+    result = evaluate(trained)
+    finite_or_fail(result.table["y_hat"], f"the test forecasts of {run_dir}")
+    return result
 
 
 def forecast_tickers(
@@ -179,6 +182,7 @@ class _SavedRun:
     def forecast(self, data, days, interval, ticker=None) -> pd.DataFrame:
         """What :func:`forecast` returns, from this folder."""
         run_dir = self.run_dir
+        _check_forecast_options(days, interval)
         config, lstm, meta = self.model(ticker)
         level = config.forecast.interval if interval is None else interval
         if interval and not (Path(run_dir) / RESIDUALS).is_file():
@@ -205,12 +209,22 @@ class _SavedRun:
         naive = NaiveForecaster().fit(series.y)
         days = days or future_days(series, config.model.horizon, config.forecast.days)
         future = future_forecast({"lstm": lstm, "naive": naive}, series, days)
+        finite_or_fail(future["lstm"], f"the forecast of {run_dir}")
         if level and self.residuals is not None:
             residuals = self.residuals
             if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals
                 residuals = residuals[residuals["ticker"] == meta["ticker"]]
             future = add_interval(future, residuals, level)
         return future
+
+
+def _check_forecast_options(days, interval) -> None:
+    limit = LIMITS[("forecast", "days")]
+    if days is not None and not 1 <= days <= limit:
+        raise ConfigError(f"--days {shown(days)} must be between 1 and {limit}")
+    if interval is not None and not 0 <= interval < 1:  # NaN fails both comparisons
+        raise ConfigError(f"--interval {shown(interval)} must be in [0, 1), 0 for none; "
+                          "e.g. 0.9")
 
 
 def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:

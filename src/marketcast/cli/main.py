@@ -5,8 +5,11 @@ Every user mistake ends as one ``error: ...`` line on stderr and exit code 2; no
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -23,7 +26,7 @@ from marketcast.cli.options import (
 )
 from marketcast.cli.progress import CountProgress, EpochProgress
 from marketcast.cli.scale import batch, study, tune
-from marketcast.errors import MarketcastError
+from marketcast.errors import MarketcastError, shown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,13 +282,56 @@ class _NoteHandler(logging.Handler):
         err.print(f"note: {record.getMessage()}", soft_wrap=True)
 
 
+class _Terminated(BaseException):  # noqa: N818
+    """SIGTERM, raised where the process is, so it unwinds like Ctrl-C (whose handlers
+    catch BaseException): a training run keeps its checkpoint and a half-written run folder
+    is removed. Not a KeyboardInterrupt, which click would turn into "Aborted!"."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
+# What to do about an operating-system failure, by errno.
+OS_ADVICE = {
+    errno.ENOSPC: "free some disk space and run again",
+    errno.EDQUOT: "free some disk space and run again",
+    errno.EROFS: "the file system is read-only; pass a writable folder",
+    errno.EACCES: "check the permissions, or pass a folder you can write to",
+    errno.EPERM: "check the permissions, or pass a folder you can write to",
+    errno.ENOENT: "check the path; create the folder first",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; pass a folder",
+    errno.EEXIST: "a file is in the way; pass a folder",
+    errno.EISDIR: "the path is a folder; pass a file name",
+    errno.ENAMETOOLONG: "use a shorter path or name",
+}
+
+
+def _os_message(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or type(exc).__name__
+    advice = OS_ADVICE.get(exc.errno, "check the path, the permissions and the free space")
+    return f"{what}: {shown(str(where), 200) if where else 'a file'}; {advice}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning our errors and usage errors into one line."""
+    """Entry point: run the CLI, turning our errors, usage errors and failures of the
+    operating system (disk full, read-only or missing folders) into one line."""
     logger = logging.getLogger("marketcast")
     if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
         logger.addHandler(_NoteHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        _main(argv)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="marketcast", standalone_mode=False)
     except MarketcastError as exc:
@@ -297,8 +343,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:
         _fail("aborted", 130)
+    except _Terminated:
+        _fail("terminated", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:
+        _fail(_os_message(exc), 2)
+    except MemoryError:
+        _fail("out of memory; use less data, a smaller --lookback or fewer --units", 2)
 
 
 def _fail(message: str, code: int) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from marketcast.errors import DataError
+from marketcast.errors import DataError, listed
 
 # name -> whether it takes a window length N
 DERIVED = {"log_return": False, "range": False, "macd": False,
@@ -111,7 +111,7 @@ def _parse(name: str, columns: Sequence[str]) -> tuple[str, int | None]:
     windowed = DERIVED.get(base)
     if windowed is None or windowed != (digits is not None) or (digits and int(digits) < 2):
         raise DataError(
-            f"feature {name!r} is neither a column of the data ({', '.join(columns)}) nor a "
+            f"feature {name!r} is neither a column of the data ({listed(columns)}) nor a "
             "derived feature (log_return, range, volatilityN, rsiN, macd, sma_ratioN with "
             "N >= 2, e.g. rsi14); fix --features"
         )

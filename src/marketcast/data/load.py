@@ -23,7 +23,7 @@ from marketcast.data.sources import (
     read_all,
     read_source,
 )
-from marketcast.errors import DataError
+from marketcast.errors import DataError, listed, shown
 
 log = logging.getLogger("marketcast")
 # Prices beyond (1/MAX_PRICE, MAX_PRICE) overflow or underflow float64 in the fourth powers
@@ -113,7 +113,7 @@ def validate_prices(
         wide = " (a file with one column per ticker needs --ticker NAME)" \
             if missing[0] == "close" else ""
         raise DataError(
-            f"column {missing[0]!r} not found; the data has: {', '.join(frame.columns)}. "
+            f"column {missing[0]!r} not found; the data has: {listed(frame.columns)}. "
             f"Pass --target/--features with one of those{wide}"
         )
     frame = frame.astype("float64").replace([np.inf, -np.inf], np.nan)
@@ -205,9 +205,12 @@ def parse_date(value: str | None, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:  # "nan" and "NaT" parse as no date at all
+        raise DataError(f"--{name} {shown(value)} is not a date; use YYYY-MM-DD") from None
+    return stamp
 
 
 def date_mask(frame: pd.DataFrame, start: str | None, end: str | None) -> np.ndarray:

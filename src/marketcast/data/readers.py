@@ -12,13 +12,14 @@ import gzip
 import io
 import re
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from marketcast.errors import DataError
+from marketcast.errors import DataError, listed
 
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
@@ -27,6 +28,12 @@ TICKER_NAMES = ("ticker", "name", "symbol")
 NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
               "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 # Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+DELIMITERS = (",", ";", "\t", "|")
+# Limits on what is read, checked as the bytes arrive: text (decompressed) size, line length
+# and header columns. The bundled 505-ticker file is 29 MB with lines under 100 bytes.
+MAX_BYTES = 256 << 20
+MAX_LINE = 1 << 20
+MAX_COLUMNS = 5_000
 WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
              (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
@@ -102,7 +109,7 @@ def find_date_column(raw: pd.DataFrame, date_column: str | None, path: Path) -> 
         name = normalize_name(date_column)
         if name not in raw.columns:
             raise DataError(
-                f"date column {date_column!r} not in {path}; columns: {', '.join(raw.columns)}"
+                f"date column {date_column!r} not in {path}; columns: {listed(raw.columns)}"
             )
         return name
     for name in DATE_NAMES:
@@ -115,16 +122,13 @@ def find_date_column(raw: pd.DataFrame, date_column: str | None, path: Path) -> 
 
 
 def _read_text(path: Path) -> str:
+    """The text of ``path``, read in blocks (gzip decompressed as it streams) and refused as
+    soon as it breaks a limit: a gzip bomb or a one-line file never fills the memory."""
     try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        data = _read_bytes(path)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"cannot read {path}: {exc}; check the file is a CSV or .csv.gz") from None
-    # UTF-16 and UTF-32 text is full of NUL bytes: recognise it by its BOM first.
     wide = next((e for bom, e in WIDE_BOMS if data.startswith(bom)), None)
-    if wide is None and b"\x00" in data[:4096]:
-        raise DataError(f"{path} is a binary file, not a CSV; export the prices as CSV")
     try:
         return data.decode(wide or "utf-8-sig")
     except UnicodeDecodeError:
@@ -133,9 +137,52 @@ def _read_text(path: Path) -> str:
         return data.decode("latin-1")  # every byte is a latin-1 character
 
 
+def _read_bytes(path: Path) -> bytearray:
+    with open(path, "rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if packed else raw
+        what = " once decompressed" if packed else ""
+        data, line = bytearray(), 0
+        while block := stream.read(1 << 20):
+            if not data:
+                # UTF-16 and UTF-32 text is full of NUL bytes: recognise it by its BOM.
+                wide = any(block.startswith(bom) for bom, _ in WIDE_BOMS)
+                if not wide and b"\x00" in block[:4096]:
+                    raise DataError(f"{path} is a binary file{what}, not a CSV; export the "
+                                    "prices as CSV")
+            if len(data) + len(block) > MAX_BYTES:
+                raise DataError(f"{path} is over {MAX_BYTES >> 20} MB{what}, the most "
+                                "marketcast reads; cut it to the dates and tickers you need")
+            line = _check_lines(block, line, path)
+            data += block
+    _check_columns(data, path)
+    return data
+
+
+def _check_lines(block: bytes, line: int, path: Path) -> int:
+    """Length of the line still open after ``block``, given the one open before it; a
+    line over :data:`MAX_LINE` bytes is an error."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    longest = max(line + (ends[0] if len(ends) else len(block)),
+                  int(np.diff(ends).max()) - 1 if len(ends) > 1 else 0)
+    if longest > MAX_LINE:
+        raise DataError(f"{path} has a line over {MAX_LINE:,} bytes, the most marketcast "
+                        "reads; check the file is a CSV of daily rows")
+    return len(block) - ends[-1] - 1 if len(ends) else line + len(block)
+
+
+def _check_columns(data: bytearray, path: Path) -> None:
+    header = bytes(data[: data.find(b"\n") if b"\n" in data[:MAX_LINE + 1] else MAX_LINE])
+    columns = 1 + max(header.count(d.encode()) for d in DELIMITERS)
+    if columns > MAX_COLUMNS:
+        raise DataError(f"{path} has {columns:,} columns, over the {MAX_COLUMNS:,} marketcast "
+                        "reads; keep the columns (or tickers) you need")
+
+
 def _sniff_delimiter(text: str) -> str:
-    header = text.lstrip().splitlines()[0]
-    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    header = text.lstrip()[: MAX_LINE + 2].splitlines()[0]
+    counts = {d: header.count(d) for d in DELIMITERS}
     best = max(counts, key=counts.get)
     return best if counts[best] else ","
 

@@ -27,11 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 
 from marketcast.data.readers import DATE_NAMES, normalize_name
-from marketcast.errors import ConfigError, DataError
+from marketcast.errors import ConfigError, DataError, listed, shown
 
 log = logging.getLogger("marketcast")
 
@@ -104,7 +105,13 @@ def read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
         table = pq.read_table(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {path} as Parquet ({exc}); download it again") from None
-    meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    try:
+        meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("downloads", []), list):
+        raise DataError(f"{path} has metadata under 'marketcast' that marketcast did not "
+                        "write; download it again into a new store")
     frame = table.to_pandas()
     frame.columns = [normalize_name(c) for c in frame.columns]
     date = next((c for c in DATE_NAMES if c in frame.columns), None)
@@ -204,6 +211,22 @@ def missing_ranges(
 
 def _update(ticker: str, path: Path, start: pd.Timestamp | None, end: pd.Timestamp,
             fetch: Fetch, source: str) -> DownloadReport:
+    """Read, merge and write ``ticker``'s file under its lock: two downloads of one ticker
+    at once take turns, and each keeps the other's rows and log entry."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(path.with_name(f".{path.name}.lock"))
+        with lock:
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)  # a killed writer's: writers hold this lock
+            return _merge(ticker, path, start, end, fetch, source)
+    except OSError as exc:
+        raise DataError(f"cannot write to the store {path.parent} ({exc.strerror or exc}); "
+                        "pass a writable folder with --store") from None
+
+
+def _merge(ticker: str, path: Path, start: pd.Timestamp | None, end: pd.Timestamp,
+           fetch: Fetch, source: str) -> DownloadReport:
     old, meta = read_parquet(path) if path.is_file() else (None, {})
     start = start if start is not None else (
         old.index[0] if old is not None and len(old) else pd.Timestamp(DEFAULT_START))
@@ -262,7 +285,7 @@ def _clean(raw: pd.DataFrame | None, ticker: str) -> pd.DataFrame:
     frame.columns = [normalize_name(c) for c in frame.columns]
     if "close" not in frame.columns:
         raise DataError(f"the download of {ticker} has no close prices "
-                        f"(columns: {', '.join(frame.columns)}); try again later")
+                        f"(columns: {listed(frame.columns)}); try again later")
     index = pd.DatetimeIndex(frame.index)
     index = index.tz_localize(None) if index.tz is not None else index
     frame = frame[[c for c in COLUMNS if c in frame.columns]].astype(np.float64)
@@ -283,9 +306,12 @@ def _date(value: str | None, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        return pd.Timestamp(value).normalize()
-    except (ValueError, TypeError):
-        raise DataError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise DataError(f"--{name} {shown(value)} is not a date; use YYYY-MM-DD")
+    return stamp.normalize()
 
 
 def yahoo_fetch(ticker: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

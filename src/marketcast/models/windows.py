@@ -113,7 +113,8 @@ class WindowTransform:
         values = self.scaler_.inverse_transform(scaled, column=0)
         if self.target_transform == "level":
             return values
-        return y[cutoffs][:, None] * np.exp(np.cumsum(values, axis=1))
+        with np.errstate(over="ignore"):  # an overflow is caught where forecasts are used
+            return y[cutoffs][:, None] * np.exp(np.cumsum(values, axis=1))
 
     def forecast(self, predict_scaled, y, X, cutoffs, h: int) -> np.ndarray:
         """Price forecasts (n, h) from each cutoff; recursive when ``h`` exceeds the horizon.
@@ -237,7 +238,17 @@ def _enough(split: Split, lookback: int, horizon: int, offset: int, with_val: bo
 
 
 def _minimum_rows(split: SplitConfig, lookback: int, horizon: int, offset: int) -> int:
-    n = lookback + horizon + offset
+    """The fewest rows whose fractional split holds one window of each part.
+
+    Rounding moves each part by at most half a row, so no count below the bounds computed
+    here can do; the search from there takes a few steps, whatever the lookback.
+    """
+    need = lookback + horizon + offset
+    bounds = [need, (need - 1) / (1 - split.val_fraction - split.test_fraction),
+              (horizon - 0.5) / split.test_fraction]
+    if split.val_fraction > 0:
+        bounds.append((horizon - 0.5) / split.val_fraction)
+    n = max(need, int(max(bounds)) - 2)
     while True:
         n_test = round(n * split.test_fraction)
         n_val = round(n * split.val_fraction)

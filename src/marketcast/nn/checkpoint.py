@@ -61,6 +61,7 @@ class CheckpointStore:
                     f"{path} was saved while training on other data; restore the original "
                     f"data file, or delete {self.folder} and start again"
                 )
+            _check_info(info, path)
             tensors = files.load_tensors(self.folder / info["state_file"],
                                              info["state_sha256"])
             net.load_state_dict(_part(tensors, "net."), strict=True)
@@ -110,6 +111,27 @@ class CheckpointStore:
             if old.name != state_file:
                 old.unlink(missing_ok=True)
         self.epoch = state.epoch
+
+
+def _check_info(info: dict, path: Path) -> None:
+    """The fields of ``checkpoint.json`` agree with each other: a state file of this folder
+    named after the epoch, one history entry per epoch, early-stopping counters in range."""
+    epoch = info["epoch"]
+    problem = None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        problem = "epoch is not a whole number of 1 or more"
+    elif info["state_file"] != f"state-{epoch:04d}.safetensors":
+        problem = "state_file is not the state of its epoch"
+    elif [e[0] if isinstance(e, list) and len(e) == 4 else None
+          for e in info["history"]] != list(range(1, epoch + 1)):
+        problem = f"history does not hold epochs 1 to {epoch}"
+    elif not isinstance(info["best_epoch"], int) or not 0 <= info["best_epoch"] <= epoch:
+        problem = f"best_epoch is not between 0 and {epoch}"
+    elif not isinstance(info["waited"], int) or not 0 <= info["waited"] <= epoch:
+        problem = f"waited is not between 0 and {epoch}"
+    if problem:
+        raise ArtifactError(f"{path}: {problem}; it was edited: delete {path.parent} and "
+                            "start the run again")
 
 
 def _part(tensors: dict, strip: str, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from marketcast.config import TrainConfig
-from marketcast.errors import TrainingError
+from marketcast.errors import ArtifactError, TrainingError
 from marketcast.nn.network import StackedLSTM
 from marketcast.perf import tune_malloc
 
@@ -118,6 +118,11 @@ def fit_network(
     if checkpoints is not None:
         inputs_key = (Z, train_cutoffs, val_cutoffs)
         state = checkpoints.restore(net, optimizer, generator, inputs_key) or state
+        if state.epoch > config.max_epochs or state.waited > config.patience:
+            raise ArtifactError(
+                f"the checkpoint records epoch {state.epoch} (waited {state.waited}), beyond "
+                f"the run's {config.max_epochs} epochs (patience {config.patience}); it was "
+                "edited: delete the run's checkpoint folder and start again")
     with _parts_in_parallel() as pool:
         _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
                       optimizer, state, pool, callback, checkpoints)

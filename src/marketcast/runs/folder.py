@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from marketcast.errors import ArtifactError
+from marketcast.config import check_run_name
+from marketcast.errors import ArtifactError, shown
 from marketcast.files import (
     default_name,
     load_tensors,
@@ -26,6 +27,7 @@ from marketcast.files import (
     write_text,
 )
 from marketcast.runs.layout import MANIFEST, MODEL_META, WEIGHTS, Kind, guess_kind
+from marketcast.runs.schema import check_finite_weights, validate_model_spec
 
 FORMAT_VERSION = 1
 
@@ -38,11 +40,18 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
     """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
-    folder = check_run(folder)
-    tensors = load_tensors(folder / WEIGHTS)
-    meta = read_json(folder / MODEL_META)
-    if meta.get("format_version") != FORMAT_VERSION:
+    folder = Path(folder)
+    files = verify_folder(folder)
+    if WEIGHTS not in files or MODEL_META not in files:
+        raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
+    # Read once, checked against the manifest, parsed from the same bytes.
+    tensors = load_tensors(folder / WEIGHTS, files[WEIGHTS])
+    meta = read_json(folder / MODEL_META, files[MODEL_META])
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
+    validate_model_spec(meta, {k: tuple(v.shape) for k, v in tensors.items()},
+                        str(folder / MODEL_META))
+    check_finite_weights({k: v.numpy() for k, v in tensors.items()}, str(folder / WEIGHTS))
     return tensors, meta
 
 
@@ -54,7 +63,7 @@ class RunFolder:
         self.kind = Kind(kind)
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.name = name or default_name(label)
+        self.name = check_run_name(name) if name is not None else default_name(label)
         if (self.runs_dir / self.name).exists() and name is not None:
             raise ArtifactError(
                 f"run folder {self.runs_dir / self.name} already exists; pick another --name"
@@ -116,10 +125,15 @@ def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str,
         raise ArtifactError(f"{folder / MANIFEST} is malformed; run `marketcast run` again")
     for name, digest in files.items():
         path = folder / name
-        if Path(name).name != name or name == MANIFEST:
-            raise ArtifactError(f"{folder / MANIFEST} lists {name!r}; use an untouched run folder")
+        if (not isinstance(name, str) or Path(name).name != name or name in (MANIFEST, "..", ".")
+                or not isinstance(digest, str)):
+            raise ArtifactError(f"{folder / MANIFEST} lists {shown(name)}; use an untouched "
+                                "run folder")
         if name == replacing:
             continue
+        if path.is_symlink():
+            raise ArtifactError(f"{path} is a symbolic link; a run folder holds its own "
+                                "files: use an untouched run folder")
         if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
         if sha256_file(path) != digest:

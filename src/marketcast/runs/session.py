@@ -25,7 +25,7 @@ from typing import Any
 import filelock
 
 from marketcast import files
-from marketcast.config import Config, load_config
+from marketcast.config import Config, check_run_name, load_config
 from marketcast.errors import ArtifactError, ConfigError, MarketcastError
 from marketcast.nn.checkpoint import CHECKPOINT, FORMAT_VERSION, CheckpointStore
 
@@ -101,8 +101,8 @@ def checkpoint_folder(config: Config, resume: bool | str | Path) -> Path:
 def _claim(config: Config, label: str) -> tuple[Path, str]:
     """Create the checkpoint folder of a new run under a name no other run has."""
     runs_dir, chosen = Path(config.output.runs_dir), config.output.name
-    if chosen is not None and (Path(chosen).name != chosen or chosen.startswith(".")):
-        raise ConfigError(f"--name {chosen!r} must be a plain folder name, like sp500-lstm")
+    if chosen is not None:
+        check_run_name(chosen)
     base = chosen or files.default_name(label)
     for attempt in range(100):
         name = base if attempt == 0 else f"{base}-{attempt}"
@@ -112,8 +112,7 @@ def _claim(config: Config, label: str) -> tuple[Path, str]:
             try:
                 folder.mkdir(parents=True)  # atomic: of two runs claiming a name, one fails
             except FileExistsError:
-                taken = (f"run {name} is training, or stopped before it finished ({folder}); "
-                         f"continue it with --resume, or delete {folder} to start again")
+                taken = _taken(folder, name)
             else:
                 if not finished.exists():  # a run of that name may have finished meanwhile
                     return folder, name
@@ -123,6 +122,23 @@ def _claim(config: Config, label: str) -> tuple[Path, str]:
     raise ArtifactError(f"cannot find a free run name for {base}; pass --name")
 
 
+def _taken(folder: Path, name: str) -> str:
+    """Why the checkpoint folder of ``name`` cannot be claimed, asking its lock whether the
+    run that made it is alive: only a dead run's folder may be deleted."""
+    probe = filelock.FileLock(folder / LOCK, timeout=0)
+    try:
+        probe.acquire()
+    except filelock.Timeout:
+        return (f"run {name} is being trained by another process ({folder}); wait for it "
+                "to finish or pick another --name")
+    except OSError:
+        pass  # unreadable: say what the folder is, and let the user look
+    else:
+        probe.release()
+    return (f"run {name} stopped before it finished ({folder}); continue it with --resume, "
+            f"or delete {folder} to start again")
+
+
 def _open(config: Config, resume: bool | str | Path,
           label: str) -> tuple[Path, str, filelock.BaseFileLock]:
     """Claim or reopen the checkpoint folder and lock it: (folder, run name, lock)."""
@@ -130,7 +146,7 @@ def _open(config: Config, resume: bool | str | Path,
         folder, name = _claim(config, label)
     else:
         folder = checkpoint_folder(config, resume)
-        name = _read_session(folder)["name"]
+        name = check_run_name(_read_session(folder).get("name"), f"{folder / SESSION}: name")
     lock = _lock(folder)
     try:
         if resume:
@@ -174,7 +190,8 @@ def _read_session(folder: Path) -> dict:
             f"no stopped run to resume in {folder}; start the run without --resume"
         )
     info = files.read_json(folder / SESSION)
-    if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
+    if (not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION
+            or set(info) != {"format_version", "name", "config"}):
         raise ArtifactError(f"{folder / SESSION} is malformed or from another marketcast "
                             f"version; delete {folder} and start again")
     return info

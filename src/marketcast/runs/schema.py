@@ -1,0 +1,191 @@
+"""The schema of a saved model: what ``model.json`` must hold, checked before anything uses it.
+
+A manifest catches accidents, not edits: whoever edits a folder can recompute it. So every
+field of ``model.json`` is checked on load for its type, its range and its agreement with the
+other fields and with the weights' shapes, and a violation is one :class:`ArtifactError`
+naming the file and the field. Torch-free: any forecast path can call
+:func:`validate_model_spec` with the weights' shapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+from marketcast.config import TARGET_TRANSFORMS, Config
+from marketcast.errors import ArtifactError, ConfigError, shown
+
+# Keys of a model.json: the shared ones, and those each ticker of a global model has.
+TOP_KEYS = {"format_version", "model", "train", "transform", "best_epoch", "context_y",
+            "context_X", "config", "features", "context_dates", "data_sha256", "data_rows",
+            "versions", "kind", "tickers"}
+TICKER_KEYS = {"transform", "context_y", "context_X", "context_dates", "data_sha256"}
+TRANSFORM_KEYS = {"lookback", "horizon", "target_transform", "n_features", "scaler"}
+# Scaler bounds and context values beyond this are no data marketcast reads (MAX_PRICE).
+LARGEST = 1e50
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class _Fields:
+    """Checks of the fields of one file; each failure names the file and the field."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, field: str, problem: str) -> None:
+        raise ArtifactError(f"{self.where}: {field} {problem}; it was edited or is not a "
+                            "model marketcast wrote: use an untouched run folder or retrain")
+
+    def table(self, value, field: str, keys: set[str], required: set[str]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(field, f"must be a table, not {type(value).__name__}")
+        unknown = sorted(set(value) - keys)
+        if unknown:
+            self.fail(field, f"has an unknown key {shown(unknown[0])}")
+        missing = sorted(required - set(value))
+        if missing:
+            self.fail(field, f"lacks {missing[0]!r}")
+        return value
+
+    def integer(self, value, field: str, low: int, high: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.fail(field, f"is {shown(value)}, not a whole number from {low} to {high}")
+        return value
+
+    def numbers(self, value, field: str, length: int | None, positive: bool = False,
+                low: float = -LARGEST) -> np.ndarray:
+        if not isinstance(value, list) or (length is not None and len(value) != length):
+            self.fail(field, f"must be a list of {length if length is not None else ''} "
+                      "numbers".replace("  ", " "))
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            self.fail(field, "holds a value that is not a number")
+        array = np.asarray(value, dtype=np.float64)
+        if not np.isfinite(array).all() or (array.size and (array.max() > LARGEST
+                                                            or array.min() < low)):
+            self.fail(field, f"holds a value that is not finite or beyond {LARGEST:.0e}")
+        if positive and array.size and array.min() <= 0:
+            self.fail(field, "holds a value that is not positive")
+        return array
+
+
+def validate_model_spec(meta: object, shapes: Mapping[str, tuple[int, ...]],
+                        where: str = "model.json") -> dict:
+    """Check a ``model.json`` (one series' or a global model's) against its weights' shapes
+    (``{name: shape}``); return it. Raises :class:`ArtifactError` naming the field."""
+    check = _Fields(where)
+    meta = check.table(meta, "the file", TOP_KEYS, {"format_version", "model", "train",
+                                                     "best_epoch", "config", "features"})
+    config = _config(check, meta)
+    m = config.model
+    check.integer(meta["best_epoch"], "best_epoch", 0, config.train.max_epochs)
+    features = meta["features"]
+    if (not isinstance(features, list) or not features
+            or not all(isinstance(f, str) for f in features)):
+        check.fail("features", "must be a non-empty list of column names")
+    if "tickers" in meta:
+        tickers = meta["tickers"]
+        if not isinstance(tickers, dict) or not tickers:
+            check.fail("tickers", "must be a non-empty table of tickers")
+        for ticker, one in tickers.items():
+            field = f"tickers.{shown(ticker)}"
+            check.table(one, field, TICKER_KEYS, TICKER_KEYS)
+            _context(check, one, m, len(features), f"{field}.")
+    else:
+        _context(check, meta, m, len(features), "")
+    _shapes(check, shapes, len(features), m.units, m.layers, m.horizon)
+    return meta
+
+
+def check_finite_weights(arrays: Mapping[str, object], where: str) -> None:
+    """Every weight a finite number (NaN weights forecast NaN)."""
+    for name, values in arrays.items():
+        if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            _Fields(where).fail(name, "holds a weight that is not finite")
+
+
+def _config(check: _Fields, meta: dict):
+    """The run's settings, in agreement with the model and training settings saved beside."""
+    try:
+        config = Config.from_dict(meta["config"], where="config")
+        saved = Config.from_dict({"model": meta["model"], "train": meta["train"]},
+                                 where="model")
+    except ConfigError as exc:
+        check.fail("config", f"is invalid ({str(exc).split('; fix the')[0]})")
+    for section in ("model", "train"):
+        if getattr(saved, section) != getattr(config, section):
+            check.fail(section, "differs from the same section of config")
+    return config
+
+
+def _context(check: _Fields, meta: dict, m, n_features: int, prefix: str) -> None:
+    """The scaler and the last days a forecast starts from, of one series."""
+    transform = check.table(meta.get("transform"), f"{prefix}transform", TRANSFORM_KEYS,
+                            TRANSFORM_KEYS)
+    for key in ("lookback", "horizon", "target_transform"):
+        if transform[key] != getattr(m, key):
+            check.fail(f"{prefix}transform.{key}", f"is {shown(transform[key])}, but the "
+                       f"model's is {getattr(m, key)!r}")
+    if transform["target_transform"] not in TARGET_TRANSFORMS:
+        check.fail(f"{prefix}transform.target_transform", "is unknown")
+    check.integer(transform["n_features"], f"{prefix}transform.n_features", n_features,
+                  n_features)
+    scaler = check.table(transform["scaler"], f"{prefix}transform.scaler", {"min", "range"},
+                         {"min", "range"})
+    check.numbers(scaler["min"], f"{prefix}transform.scaler.min", n_features)
+    check.numbers(scaler["range"], f"{prefix}transform.scaler.range", n_features,
+                  positive=True)
+    if "data_sha256" in meta and not (isinstance(meta["data_sha256"], str)
+                                      and SHA256.fullmatch(meta["data_sha256"])):
+        check.fail(f"{prefix}data_sha256", "is not a sha256 in hex")
+    offset = 1 if m.target_transform == "log_return" else 0
+    y = meta.get("context_y")
+    if not isinstance(y, list) or len(y) < m.lookback + offset:
+        check.fail(f"{prefix}context_y", f"must hold at least {m.lookback + offset} prices "
+                   f"(lookback {m.lookback})")
+    check.numbers(y, f"{prefix}context_y", None, positive=True)
+    X = meta.get("context_X")
+    if (X is None) != (n_features == 1):
+        check.fail(f"{prefix}context_X", f"does not match {n_features} features")
+    if X is not None:
+        if not isinstance(X, list) or len(X) != len(y):
+            check.fail(f"{prefix}context_X", f"must hold {len(y)} rows, one per price")
+        for row in X:
+            check.numbers(row, f"{prefix}context_X", n_features - 1)
+    dates = meta.get("context_dates")
+    if not isinstance(dates, list) or len(dates) != len(y):
+        check.fail(f"{prefix}context_dates", f"must hold {len(y)} dates, one per price")
+    try:
+        days = [dt.date.fromisoformat(d) for d in dates]
+    except (TypeError, ValueError):
+        check.fail(f"{prefix}context_dates", "holds a value that is not a YYYY-MM-DD date")
+    if any(b <= a for a, b in zip(days, days[1:], strict=False)):
+        check.fail(f"{prefix}context_dates", "are not increasing")
+    if "data_rows" in meta:
+        check.integer(meta["data_rows"], f"{prefix}data_rows", len(y), 10**9)
+
+
+def _shapes(check: _Fields, shapes: Mapping[str, tuple[int, ...]], n_features: int,
+            units: int, layers: int, horizon: int) -> None:
+    """The weights the settings imply, by name and shape: nothing more, nothing less."""
+    expected = {"head.weight": (horizon, units), "head.bias": (horizon,)}
+    for k in range(layers):
+        expected |= {f"lstm.weight_ih_l{k}": (4 * units, n_features if k == 0 else units),
+                     f"lstm.weight_hh_l{k}": (4 * units, units),
+                     f"lstm.bias_ih_l{k}": (4 * units,), f"lstm.bias_hh_l{k}": (4 * units,)}
+    got = {name: tuple(shape) for name, shape in shapes.items()}
+    for name in sorted(expected.keys() | got.keys()):
+        if got.get(name) != expected.get(name):
+            what = "is missing" if name not in got else "is not expected" \
+                if name not in expected else f"has shape {got[name]}, not {expected[name]}"
+            check.fail(f"weights: {name}", f"{what} for the model's settings")
+
+
+def finite_or_fail(values, what: str) -> None:
+    """A forecast or score that came out NaN or infinite is an error, never a result."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size and not np.isfinite(array).all():
+        raise ArtifactError(f"{what} came out NaN or infinite: the saved model cannot "
+                            "forecast these prices; retrain it")
