@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from marketcast.cli.console import err, out
-from marketcast.cli.options import config_options, resolve_config, rich_table
+from marketcast.cli.options import (
+    config_options,
+    require_tracking,
+    resolve_config,
+    rich_table,
+    track_option,
+)
 from marketcast.cli.progress import CountProgress
 
 
@@ -87,11 +93,13 @@ def _tune_options(func):
 @click.command()
 @config_options
 @_tune_options
-def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> None:
+@track_option
+def tune(config, trials, backend, output, timeout, ray_address, track, **ranges) -> None:
     """Search LSTM settings on the validation period (never the test period)."""
     from marketcast.scale.tune import parse_space
     from marketcast.scale.tune import tune as tune_api
 
+    require_tracking(track)
     space = parse_space(ranges)
     with CountProgress(err, "trials", best=True) as on_trial:
         result = tune_api(config, trials, space, backend, output, ray_address, timeout,
@@ -102,3 +110,8 @@ def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> Non
     out.print(f"best validation loss {result.best_value:.6g}; best configuration: "
               f"{result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
     out.print(f"repeat it with: marketcast run --config {result.path}", soft_wrap=True)
+    if track:
+        from marketcast.api.tracking import log_tune
+
+        out.print(f"tracked in MLflow: run {log_tune(track, result)} at {track}",
+                  soft_wrap=True)

@@ -127,10 +127,14 @@ def fit_trial(seen: Series, split: Split, config: Config, report: Callable[[int,
 
     from marketcast.models import LSTMForecaster
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model = LSTMForecaster(config.model, config.train)
-    model.fit(seen.y, seen.X, n_val=split.n_val,
-              callback=lambda log, _: report(log.epoch, log.val_loss))
+    try:
+        model = LSTMForecaster.from_config(config.model, config.train)
+        model.fit(seen.y, seen.X, n_val=split.n_val,
+                  callback=lambda log, _: report(log.epoch, log.val_loss))
+    finally:  # the caller's process keeps its own thread count
+        torch.set_num_threads(threads)
     return min(e.val_loss for e in model.history_)
 
 
