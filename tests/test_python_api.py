@@ -150,3 +150,16 @@ def test_a_tuning_trial_restores_torch_threads(prices_csv, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert best == min(losses)
+
+
+def test_fit_leaves_the_callers_torch_random_state_alone(pandas_csv):
+    import torch
+
+    y = mc.load_prices("prices.csv")["close"]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = mc.LSTMForecaster(**TINY).fit(y).predict(3)
+    assert torch.equal(torch.rand(3), expected)
+    again = mc.LSTMForecaster(**TINY).fit(y).predict(3)  # and the fit's own seed still rules
+    pd.testing.assert_frame_equal(first, again)

@@ -174,12 +174,14 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
         m, train = self.model_config, self.train_config
         Config(model=m, train=train)  # the ranges of every setting, as for a config file
         pooled = pool_series(series, m.lookback, m.horizon, m.target_transform)
-        torch.manual_seed(train.seed)
-        net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
-        history, best_epoch = fit_network(
-            net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback, m.horizon,
-            train, callback, checkpoints,
-        )
+        # Seeded for this fit alone: the caller's torch random state is put back afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
+            history, best_epoch = fit_network(
+                net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback,
+                m.horizon, train, callback, checkpoints,
+            )
         fitted = []
         for transform, (y, X, _) in zip(pooled.transforms, series, strict=True):
             forecaster = type(self)(**self.get_params())
