@@ -28,6 +28,8 @@ EXPERIMENT = "marketcast"
 REACH_TIMEOUT = 5.0
 # MLflow's per-request limits of log_batch.
 BATCH_METRICS, BATCH_PARAMS = 1000, 100
+# The tag ``marketcast.kind`` of each result.
+KINDS = {"RunResult": "run", "BacktestResult": "backtest", "GlobalRunResult": "global"}
 # Longest tag value MLflow stores.
 TAG_CHARS = 8000
 # Score columns logged as metrics, where a table has them.
@@ -74,8 +76,8 @@ def log_result(uri: str, result, config: Config | None = None) -> str:
         metrics += _scores(strategy.scores, "strategy.{model}.{rule}.{score}")
     verdict = getattr(source, "verdict", None) or []
     verdict = [verdict] if isinstance(verdict, str) else list(verdict)
-    kind = "run" if trained is not None else type(result).__name__.removesuffix("Result")
-    tags = {"marketcast.kind": kind.lower(), "marketcast.verdict": "\n".join(verdict)}
+    kind = KINDS.get(type(result).__name__, "run")
+    tags = {"marketcast.kind": kind, "marketcast.verdict": "\n".join(verdict)}
     return _log(uri, result, config, metrics, tags, result.path)
 
 
