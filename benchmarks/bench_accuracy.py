@@ -38,8 +38,8 @@ def time_to_accuracy(seed: int = 0, max_epochs: int = 60, until: str = "naive") 
     cutoffs = np.arange(n_train - 1, len(y) - 1)
     actual = y[cutoffs + 1]
     naive_rmse = float(np.sqrt(np.mean((y[cutoffs] - actual) ** 2)))
-    model = LSTMForecaster(ModelConfig(lookback=100),
-                           TrainConfig(max_epochs=max_epochs, seed=seed))
+    model = LSTMForecaster.from_config(ModelConfig(lookback=100),
+                                       TrainConfig(max_epochs=max_epochs, seed=seed))
     clock, curve, reached = 0.0, [], {}
 
     def score(log, _max_epochs):

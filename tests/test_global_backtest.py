@@ -54,7 +54,8 @@ def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
     # Each ticker's DM p-value adjusted across the tickers (Benjamini-Hochberg).
     np.testing.assert_array_equal(result.per_ticker["dm_p_adjusted"],
                                   adjust_p_values(result.per_ticker["dm_p_value"]))
-    assert result.summary["chance_pct"] == 2.5 and "lstm_better_adjusted_pct" in result.summary
+    assert result.distribution["chance_pct"] == 2.5
+    assert "lstm_better_adjusted_pct" in result.distribution
     assert "after Benjamini-Hochberg adjustment across tickers: " in result.verdict[0]
     assert result.mcs is None and result.spa is None  # one series' tests only
     saved = pd.read_csv(result.path / "per_ticker.csv")

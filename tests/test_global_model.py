@@ -41,7 +41,7 @@ def test_run_global_scores_every_ticker(long_csv, tmp_path):
     np.testing.assert_allclose(table["theils_u_lstm"], table["rmse_lstm"] / table["rmse_naive"])
     np.testing.assert_array_equal(table["dm_p_adjusted"], adjust_p_values(table["dm_p_value"]))
     u = table["theils_u_lstm"]
-    assert result.summary["theils_u_lstm"]["median"] == pytest.approx(u.median())
+    assert result.distribution["theils_u_lstm"]["median"] == pytest.approx(u.median())
     assert set(table["lstm_vs_naive"]) <= {"better", "worse", "not significant"}
     saved = json.loads((result.path / "metrics.json").read_text())
     assert saved["tickers"] == 3 and saved["skipped"] == 1
@@ -162,7 +162,7 @@ def test_global_report(long_csv, tmp_path):
     median = result.per_ticker.sort_values(["theils_u_lstm", "ticker"])["ticker"].iloc[1]
     assert f"Shown for {median}, the ticker with the median Theil&#39;s U of 3" in html
     assert all(base64.b64decode(src.split(",", 1)[1]).startswith(PNG) for src in parsed.images)
-    u = result.summary["theils_u_lstm"]
+    u = result.distribution["theils_u_lstm"]
     assert f"median Theil&#39;s U {u['median']:.3f}" in html
     scores = html[html.index('id="tickers"'):html.index('id="forecast"')]
     for ticker in result.per_ticker["ticker"]:

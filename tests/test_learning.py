@@ -90,7 +90,7 @@ def test_lstm_beats_the_random_walk_on_an_ar1_series(loop, monkeypatch):
     y = ar1_prices()
     n_fit = 1750  # the last 350 of them validate; the remaining 750 days are held out
     # lr 1e-2: at the default 1e-3, 40 epochs were not enough (ratios 0.93-0.99, measured).
-    model = LSTMForecaster(
+    model = LSTMForecaster.from_config(
         ModelConfig(lookback=20, layers=1, units=16, dropout=0.0),
         TrainConfig(max_epochs=40, learning_rate=1e-2, patience=5, seed=0),
     )

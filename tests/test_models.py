@@ -35,7 +35,7 @@ def test_model_contract(name):
 def test_stateful_steps_match_nn_lstm_over_the_growing_window():
     """StackedLSTM.forecast's written-out cell is nn.LSTM: feeding each forecast back through
     nn.LSTM over the whole window plus the forecasts so far gives the same values."""
-    model = LSTMForecaster(FAST.model, FAST.train).fit(walk(), n_val=20)
+    model = LSTMForecaster.from_config(FAST.model, FAST.train).fit(walk(), n_val=20)
     net = model.net_
     x = torch.from_numpy(model.transform_.windows(
         model.transform_.inputs(model.y_), np.array([len(model.y_) - 1])).copy())
@@ -57,10 +57,9 @@ STATEFUL_RTOL = 0.005
 @pytest.mark.parametrize("transform", ["log_return", "level"])
 def test_stateful_forecast_within_tolerance_of_sliding_window(transform, monkeypatch):
     y = walk(400, seed=3)
-    model = LSTMForecaster(ModelConfig(lookback=20, layers=2, units=16,
-                                       target_transform=transform),
-                           TrainConfig(max_epochs=8, batch_size=32, patience=8)).fit(y[:300],
-                                                                                     n_val=50)
+    model = LSTMForecaster.from_config(
+        ModelConfig(lookback=20, layers=2, units=16, target_transform=transform),
+        TrainConfig(max_epochs=8, batch_size=32, patience=8)).fit(y[:300], n_val=50)
     cutoffs = np.arange(299, 399)
     stateful = model.predict_cutoffs(y, None, cutoffs, 30)
     monkeypatch.setattr(LSTMForecaster, "stateful", False)
@@ -109,15 +108,15 @@ def test_recursive_forecast_feeds_predictions_back():
 
 def test_lstm_same_seed_same_weights_and_forecast():
     y = walk()
-    a = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
-    b = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
+    a = LSTMForecaster.from_config(FAST.model, FAST.train).fit(y, n_val=20)
+    b = LSTMForecaster.from_config(FAST.model, FAST.train).fit(y, n_val=20)
     np.testing.assert_array_equal(a.predict(10), b.predict(10))
     assert [e.train_loss for e in a.history_] == [e.train_loss for e in b.history_]
 
 
 def test_lstm_state_round_trip_is_exact():
     y = walk()
-    model = LSTMForecaster(FAST.model, FAST.train).fit(y, n_val=20)
+    model = LSTMForecaster.from_config(FAST.model, FAST.train).fit(y, n_val=20)
     tensors, meta = model.get_state()
     again = LSTMForecaster.from_state(tensors, meta)
     np.testing.assert_array_equal(again.predict(30), model.predict(30))
@@ -129,7 +128,7 @@ def test_lstm_state_round_trip_is_exact():
 def test_lstm_early_stopping_restores_best_epoch():
     y = walk(200)
     train = TrainConfig(max_epochs=30, batch_size=16, patience=3, learning_rate=0.02)
-    model = LSTMForecaster(FAST.model, train).fit(y, n_val=40)
+    model = LSTMForecaster.from_config(FAST.model, train).fit(y, n_val=40)
     val = [e.val_loss for e in model.history_]
     assert model.best_epoch_ == int(np.argmin(val)) + 1
     assert len(val) <= 30

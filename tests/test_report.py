@@ -265,3 +265,20 @@ def test_backtest_of_the_random_walk_alone(config, tmp_path):
     html = (result.path / REPORT).read_text(encoding="utf-8")
     assert Parsed(html).sections == list(SECTIONS)
     assert "Only the random walk was evaluated" in html
+
+
+def test_clean_quality_checks_collapse_to_one_line(folders, tmp_path):
+    folder = copy_folder(folders["run"], tmp_path / "clean")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    checks = ["stale_prices", "zero_volume", "ohlc_inconsistent"]
+    metrics["data"]["quality"] = {c: {"count": 0, "dates": []} for c in checks}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    html = render_report(folder)
+    assert "3 of 3 data quality checks found nothing (stale prices, zero volume, ohlc " \
+           "inconsistent)." in html
+    assert "quality findings" not in html and html.count("<th>count</th>") == 0
+    metrics["data"]["quality"]["zero_volume"] = {"count": 2, "dates": ["2015-03-02"]}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    html = render_report(folder)
+    assert "quality findings (2 of 3 data quality checks found nothing)" in html
+    assert "zero volume" in html and "2015-03-02" in html and "stale prices" not in html

@@ -3,7 +3,9 @@
 The public API mirrors the CLI: :func:`load_prices` and :func:`summarize` (``marketcast
 data``), :func:`download`, :func:`list_tickers`/:func:`list_store` and :func:`check_data`
 (its subcommands), :func:`run`, :func:`backtest`, :func:`train`, :func:`evaluate`,
-:func:`evaluate_run`, :func:`forecast` and :func:`run_global`; ``marketcast.scale.batch.batch``
+:func:`evaluate_run`, :func:`forecast` and :func:`run_global`, and the estimator
+:class:`LSTMForecaster` (scikit-learn conventions; pandas in, pandas out);
+``marketcast.scale.batch.batch``
 and ``marketcast.scale.tune.tune`` back ``batch`` and ``tune``. Heavy modules (torch) load on
 first use, so ``marketcast --help`` is quick.
 """
@@ -31,6 +33,7 @@ _LAZY = {
     "backtest": "marketcast.api",
     "run_global": "marketcast.api",
     "load_run": "marketcast.api",
+    "LSTMForecaster": "marketcast.models",
     "Config": "marketcast.config",
     "load_config": "marketcast.config",
     "load_prices": "marketcast.data",

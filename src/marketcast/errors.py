@@ -61,6 +61,15 @@ class MissingDependencyError(MarketcastError):
     """An optional dependency (an extra such as ``marketcast[ray]``) is not installed."""
 
 
+class TrackingError(MarketcastError):
+    """Logging to an experiment tracker failed; the run itself finished, and is saved when
+    it was to be (``result`` holds it)."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
 class BatchError(MarketcastError):
     """Some per-ticker jobs of a batch failed; the others finished and were reported."""
 

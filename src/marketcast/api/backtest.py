@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 from marketcast import files
+from marketcast.api.display import Shown
+from marketcast.api.inputs import Data, resolve, write_target
+from marketcast.api.results import test_figure
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
@@ -37,7 +40,7 @@ log = logging.getLogger("marketcast")
 
 
 @dataclass
-class BacktestResult:
+class BacktestResult(Shown):
     """The long table (with interval bounds) and every score computed from it."""
 
     path: Path | None
@@ -52,7 +55,7 @@ class BacktestResult:
     # Many tickers (``backtest --tickers``): one row per ticker (step 1), their summary and
     # the tickers left out with the reason.
     per_ticker: pd.DataFrame | None = None
-    summary: dict | None = None
+    distribution: dict | None = None
     skipped: dict[str, str] | None = None
     # One series: every model against the random walk and the linear model, per step
     # (metrics.compare), behind the verdict lines.
@@ -65,11 +68,39 @@ class BacktestResult:
     # many); None when the cutoffs are not consecutive days (--stride above 1).
     strategy: Strategies | None = None
 
+    @property
+    def plots(self) -> tuple[str, ...]:
+        return ("test", "residuals", "strategy") if self.per_ticker is None else ("theils_u",)
+
+    def _title(self) -> str:
+        cutoffs, models = self.table["cutoff"].nunique(), self.table["model"].unique()
+        tickers = "" if self.per_ticker is None else f"{len(self.per_ticker)} tickers, "
+        where = f"; saved in {self.path}" if self.path else ""
+        return (f"Backtest: {tickers}{cutoffs} forecast cutoffs, models {', '.join(models)} "
+                f"({self.seconds:.1f} s{where})")
+
+    def _verdict(self) -> list[str]:
+        return list(self.verdict)
+
+    def _scores(self) -> pd.DataFrame:
+        return self.scores if self.per_ticker is None else self.per_ticker
+
+    def _figure(self, name: str):
+        if name == "theils_u":
+            from marketcast.report import plots
+
+            return plots.plot_theils_u(self.per_ticker)
+        return test_figure(name, self.table, self.strategy)
+
 
 def backtest(
+    data: Data | Config = None,
+    *,
     config: Config | None = None,
     on_fit: Callable[[str, int, int], None] | None = None,
-    write: bool = True,
+    write: bool | str | Path | None = None,
+    track: str | None = None,
+    **settings,
 ) -> BacktestResult:
     """Walk-forward evaluation of every configured model against the random walk.
 
@@ -79,18 +110,41 @@ def backtest(
     once on the step-1 squared errors: the 90% Model Confidence Set and Hansen's SPA test
     against the random walk (their lines end the verdict). With many tickers, each ticker's
     Diebold-Mariano p-value is also adjusted across tickers (Benjamini-Hochberg). Trading
-    rules on the step-1 forecasts are scored against buy-and-hold. With ``write``,
-    everything is saved as a run folder.
+    rules on the step-1 forecasts are scored against buy-and-hold.
+
+    ``data``, ``settings`` (``models=["lstm", "naive"]``, ``n_windows=100``), ``write`` and
+    ``track`` work as in :func:`marketcast.api.run`: by default the backtest folder is
+    saved only when a ``config`` is passed.
     """
+    if isinstance(data, Config):  # backtest(config): the command line's call
+        data, config = None, data
+    if track:  # before the work: the install hint must not wait for the backtest
+        from marketcast.api.tracking import require_mlflow
+
+        require_mlflow()
+    given = config is not None
+    config, prices = resolve(data, config, None, settings)
+    saved = write_target(write, given, config)
+    result = _backtest(config if saved is None else saved, prices, on_fit, saved is not None)
+    if track:
+        from marketcast.api.tracking import log_result
+
+        log_result(track, result, config)
+    return result
+
+
+def _backtest(config: Config, prices, on_fit, write: bool) -> BacktestResult:
     started = time.perf_counter()
-    config = config or Config()
     b = config.backtest
     if "naive" not in b.models:
         config = dataclasses.replace(
             config, backtest=dataclasses.replace(b, models=(*b.models, "naive")))
     if config.data.tickers:
+        if prices is not None:
+            raise ConfigError("backtest of many tickers reads them from a file; pass its "
+                              "path as data, not a frame")
         return _backtest_panel(config, on_fit, write, started)
-    frame, series = load_series(config)
+    frame, series = load_series(config, prices)
     table, fits = walk_forward(series, config, on_fit)
     if config.forecast.interval > 0:
         volatility = (ewma_volatility(series.dates, series.y)
@@ -198,7 +252,7 @@ def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
     skipped = pd.DataFrame({"ticker": list(result.skipped),
                             "reason": list(result.skipped.values())})
     return _write(result, config, "backtest-tickers",
-                  {**result.summary, "skipped": len(result.skipped),
+                  {**result.distribution, "skipped": len(result.skipped),
                    "data": panel_summary(panel)},
                   {layout.PER_TICKER: result.per_ticker, layout.SKIPPED: skipped})
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from marketcast import files
+from marketcast.api.display import Shown
 from marketcast.api.save import MODEL_PACKAGES
 from marketcast.config import Config, config_to_toml
 from marketcast.errors import ArtifactError, ConfigError, DataError
@@ -22,13 +23,13 @@ from marketcast.runs.layout import Kind
 
 
 @dataclass
-class GlobalRunResult:
+class GlobalRunResult(Shown):
     """A global model's run folder, per-ticker scores, their summary, skipped tickers and
     every ticker's forecast (``ticker, date, lstm, naive``)."""
 
     path: Path
     per_ticker: pd.DataFrame
-    summary: dict
+    distribution: dict
     verdict: str
     skipped: dict[str, str]
     history: pd.DataFrame
@@ -37,6 +38,28 @@ class GlobalRunResult:
     tickers: list[str]
     # Trading rules on each ticker's test-period forecasts against its buy-and-hold.
     strategy: Strategies | None = None
+
+    plots = ("theils_u", "loss")
+
+    def _title(self) -> str:
+        return (f"Global LSTM of {len(self.tickers)} tickers ({len(self.skipped)} skipped; "
+                f"{self.seconds:.1f} s; saved in {self.path})")
+
+    def _verdict(self) -> list[str]:
+        return [self.verdict] if self.verdict else []
+
+    def _scores(self) -> pd.DataFrame:
+        return self.per_ticker
+
+    def _figure(self, name: str):
+        from marketcast.report import plots
+
+        if name == "loss":
+            h = self.history
+            best = h["epoch"].iloc[-1] if h["val_loss"].isna().all() else \
+                h.loc[h["val_loss"].idxmin(), "epoch"]
+            return plots.plot_loss(h, int(best))
+        return plots.plot_theils_u(self.per_ticker)
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -121,16 +144,32 @@ def run_global(config: Config, callback: Callback | None = None,
 
 
 @dataclass
-class GlobalEvaluation:
+class GlobalEvaluation(Shown):
     """A global model's test periods re-scored: per-ticker scores, their summary and
     verdict, the long test-period table (``ticker`` column first) and the trading rules
     on every ticker's forecasts."""
 
     per_ticker: pd.DataFrame
-    summary: dict
+    distribution: dict
     verdict: str
     table: pd.DataFrame
     strategy: Strategies | None = None
+
+    plots = ("theils_u",)
+
+    def _title(self) -> str:
+        return f"Global LSTM re-scored on {len(self.per_ticker)} tickers"
+
+    def _verdict(self) -> list[str]:
+        return [self.verdict] if self.verdict else []
+
+    def _scores(self) -> pd.DataFrame:
+        return self.per_ticker
+
+    def _figure(self, name: str):
+        from marketcast.report import plots
+
+        return plots.plot_theils_u(self.per_ticker)
 
 
 def trade_tickers(per_ticker: pd.DataFrame, table: pd.DataFrame,

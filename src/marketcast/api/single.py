@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from marketcast.api.inputs import Data, resolve, write_target
 from marketcast.api.panel import GlobalEvaluation, evaluate_global
 from marketcast.api.results import Evaluation, RunResult, Trained
 from marketcast.api.save import RESIDUALS, label, write_run
-from marketcast.config import LIMITS, Config, load_config
+from marketcast.config import LIMITS, Config
 from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
@@ -38,14 +39,15 @@ from marketcast.runs.schema import finite_or_fail
 
 
 def train(config: Config | None = None, callback: Callback | None = None,
-          checkpoints: Checkpoints | None = None) -> Trained:
-    """Load the configured data, split it and fit the LSTM and both baselines.
+          checkpoints: Checkpoints | None = None, data=None) -> Trained:
+    """Load the configured data (or ``data``, prices in memory), split it and fit the LSTM
+    and both baselines.
 
     Everything is fitted on rows before the test period; scalers on the training rows only.
     With ``checkpoints``, the LSTM continues from its last checkpoint and saves one per epoch.
     """
     config = config or Config()
-    frame, series = load_series(config)
+    frame, series = load_series(config, data)
     note_quality(frame, config.data.target)
     split = split_series(series, config)
     models = fit_models(series, split, config, callback, checkpoints=checkpoints)
@@ -53,15 +55,25 @@ def train(config: Config | None = None, callback: Callback | None = None,
 
 
 def train_run(config: Config | None = None, callback: Callback | None = None,
-              resume: bool | str | Path = False) -> tuple[Trained, Path]:
+              resume: bool | str | Path = False, track: str | None = None,
+              ) -> tuple[Trained, Path]:
     """What ``marketcast train`` does: :func:`train`, then save the model as a run folder.
 
-    Training is checkpointed every epoch; ``resume`` works as in :func:`run`.
+    Training is checkpointed every epoch; ``resume`` works as in :func:`run`; ``track``
+    logs the model folder to MLflow (:mod:`marketcast.api.tracking`).
     """
     config = config or Config()
+    if track:
+        from marketcast.api.tracking import require_mlflow
+
+        require_mlflow()
     with run_session.session(config, resume, label=label(config)) as session:
         trained = train(config, callback, session.store)
         path = write_run(trained, None, None, 0.0, session.runs_dir, session.name)
+    if track:
+        from marketcast.api.tracking import log_trained
+
+        log_trained(track, trained, path)
     return trained, path
 
 
@@ -254,27 +266,61 @@ def _global_ticker(run_dir, meta: dict, ticker) -> dict:
     return ticker_meta(meta, ticker)
 
 
-def run(config: Config | None = None, callback: Callback | None = None,
-        config_path: str | Path | None = None, resume: bool | str | Path = False) -> RunResult:
-    """Data to trained model, evaluation, forecast and plots, written as one run folder.
+def run(data: Data | Config = None, *, config: Config | None = None,
+        write: bool | str | Path | None = None, track: str | None = None,
+        callback: Callback | None = None, config_path: str | Path | None = None,
+        resume: bool | str | Path = False, **settings) -> RunResult:
+    """Data to trained model, evaluation, forecast and plots.
 
-    Training saves a checkpoint every epoch under ``<runs_dir>/.checkpoints/<name>``.
+    ``data``: prices in memory (a Series indexed by date, or a DataFrame with the target and
+    feature columns), a source (``"sp500"``, a file path), or None for the configured one.
+    ``settings`` override single settings by name (``epochs=20``, ``lookback=30``,
+    ``days=10``; see :mod:`marketcast.config`). ``write``: True saves the run folder under
+    ``output.runs_dir``, a path saves it under that folder, False keeps it in memory; by
+    default it is saved only when a ``config`` (or ``config_path``) is passed, as the
+    command line does. ``track``: an MLflow tracking URI to log the run to
+    (:mod:`marketcast.api.tracking`).
+
+    A saved run checkpoints every epoch under ``<runs_dir>/.checkpoints/<name>``.
     ``resume`` continues a stopped run from its last checkpoint: True for the run named
     ``config.output.name``, or the path of its checkpoint folder. ``config`` must then equal
     the run's saved settings (see :func:`marketcast.runs.session.resume_config`); the result is
     the same, bit for bit, as if the run had never stopped.
     """
+    if isinstance(data, Config):  # run(config): the command line's call
+        data, config = None, data
     started = time.perf_counter()
-    config = config or load_config(config_path)
-    with run_session.session(config, resume, label=label(config)) as session:
-        trained = train(config, callback, session.store)
-        evaluation = evaluate(trained)
-        future = future_forecast(
-            {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
-            future_days(trained.series, config.model.horizon, config.forecast.days),
-        )
-        if config.forecast.interval:
-            future = add_interval(future, evaluation.residuals, config.forecast.interval)
-        seconds = time.perf_counter() - started
-        path = write_run(trained, evaluation, future, seconds, session.runs_dir, session.name)
-    return RunResult(path, trained, evaluation, future, seconds)
+    if track:  # before the work: the install hint must not wait for the run
+        from marketcast.api.tracking import require_mlflow
+
+        require_mlflow()
+    given = config is not None or config_path is not None
+    config, prices = resolve(data, config, config_path, settings)
+    saved = write_target(write, given, config)
+    if saved is None:
+        if resume:
+            raise ConfigError("resume continues a saved run; pass write=True")
+        result = _run(config, prices, callback, None, started)
+    else:
+        config = saved
+        with run_session.session(config, resume, label=label(config)) as session:
+            result = _run(config, prices, callback, session.store, started)
+            result.path = write_run(result.trained, result.evaluation, result.forecast,
+                                    result.seconds, session.runs_dir, session.name)
+    if track:
+        from marketcast.api.tracking import log_result
+
+        log_result(track, result)
+    return result
+
+
+def _run(config: Config, prices, callback, store, started: float) -> RunResult:
+    trained = train(config, callback, store, data=prices)
+    evaluation = evaluate(trained)
+    future = future_forecast(
+        {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
+        future_days(trained.series, config.model.horizon, config.forecast.days),
+    )
+    if config.forecast.interval:
+        future = add_interval(future, evaluation.residuals, config.forecast.interval)
+    return RunResult(None, trained, evaluation, future, time.perf_counter() - started)

@@ -22,7 +22,9 @@ from marketcast.cli.options import (
     STRATEGY_OPTIONS,
     config_options,
     fmt_value,
+    require_tracking,
     rich_table,
+    track_option,
 )
 from marketcast.cli.progress import CountProgress, EpochProgress
 from marketcast.cli.scale import batch, study, tune
@@ -49,12 +51,14 @@ GLOBAL_OPTIONS = [
 
 @cli.command()
 @config_options(extra=GLOBAL_OPTIONS + STRATEGY_OPTIONS)
-def run(config, resume) -> None:
+@track_option
+def run(config, resume, track) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
 
+    require_tracking(track)
     if config.data.tickers:
-        _run_global(config, resume)
+        _run_global(config, resume, track)
         return
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
@@ -66,31 +70,41 @@ def run(config, resume) -> None:
               f"{result.forecast['lstm'].iloc[-1]:.2f}", soft_wrap=True)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)", soft_wrap=True)
     _print_report(result.path)
+    _track(track, result, config)
 
 
 @cli.command()
 @config_options(extra=GLOBAL_OPTIONS)
-def train(config, resume) -> None:
+@track_option
+def train(config, resume, track) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
     from marketcast.api import run_global, train_run
 
+    require_tracking(track)
     if config.data.tickers:
         with EpochProgress(err) as callback:
             result = run_global(config, callback=callback, resume=resume, evaluate=False)
         out.print(f"global model of {len(result.tickers)} tickers; run folder: "
                   f"{result.path}", soft_wrap=True)
         _print_report(result.path)
+        _track(track, result, config)
         return
     with EpochProgress(err) as callback:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
     out.print(f"run folder: {path}")
     _print_report(path)
+    if track:
+        from marketcast.api.tracking import log_trained
+
+        out.print(f"tracked in MLflow: run {log_trained(track, trained, path)} at {track}",
+                  soft_wrap=True)
 
 
 @cli.command()
 @config_options(extra=BACKTEST_OPTIONS + GLOBAL_OPTIONS + STRATEGY_OPTIONS, resumable=False)
-def backtest(config) -> None:
+@track_option
+def backtest(config, track) -> None:
     """Walk-forward evaluation of every model against the random walk (one global LSTM,
     refitted at each refit, with --tickers)."""
     from marketcast.api import backtest as backtest_api
@@ -99,6 +113,7 @@ def backtest(config) -> None:
         if err.is_terminal:
             err.print(f"fitting {model}: fold {fold + 1}/{n_folds}", end="\r")
 
+    require_tracking(track)
     result = backtest_api(config, on_fit=on_fit)
     if result.per_ticker is not None:
         _print_distribution(result)
@@ -111,6 +126,7 @@ def backtest(config) -> None:
         _print_strategy(result.strategy)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
     _print_report(result.path)
+    _track(track, result, config)
 
 
 @cli.command()
@@ -122,7 +138,16 @@ def report(run_dir) -> None:
     _print_report(report_api(run_dir).parent)
 
 
-def _run_global(config, resume) -> None:
+def _track(track: str | None, result, config) -> None:
+    """Log a finished (and saved) result to MLflow; a failure is one error line after it."""
+    if track:
+        from marketcast.api.tracking import log_result
+
+        out.print(f"tracked in MLflow: run {log_result(track, result, config)} at {track}",
+                  soft_wrap=True)
+
+
+def _run_global(config, resume, track=None) -> None:
     from marketcast.api import run_global
 
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
@@ -138,6 +163,7 @@ def _run_global(config, resume) -> None:
               f"{result.forecast['ticker'].iloc[0]}", soft_wrap=True)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
     out.print(f"report: {result.path / 'report.html'}", soft_wrap=True)
+    _track(track, result, config)
 
 
 @cli.command()
@@ -165,7 +191,7 @@ def _print_distribution(result) -> None:
     for heading in ("Theil's U", "q1", "median", "q3"):
         table.add_column(heading, justify="right")
     for model in ("lstm", "linear"):
-        u = result.summary[f"theils_u_{model}"]
+        u = result.distribution[f"theils_u_{model}"]
         table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
     out.print(table)
     lines = result.verdict if isinstance(result.verdict, list) else [result.verdict]

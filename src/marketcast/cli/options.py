@@ -137,3 +137,19 @@ def fmt_value(fmt: str, value) -> str:
     if isinstance(value, float) and value != value:
         return "-"
     return fmt.format(value)
+
+
+def track_option(func):
+    """``--track URI``: log the command's run to MLflow (``marketcast[mlflow]``)."""
+    return click.option(
+        "--track", metavar="URI", default=None,
+        help="Log settings, losses, scores, verdict and the run folder to the MLflow "
+             "tracking server at URI (needs marketcast[mlflow]).")(func)
+
+
+def require_tracking(track: str | None) -> None:
+    """Before the work: the install hint of ``--track`` must not wait for a run."""
+    if track:
+        from marketcast.api.tracking import require_mlflow
+
+        require_mlflow()

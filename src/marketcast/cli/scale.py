@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from marketcast.cli.console import err, out
-from marketcast.cli.options import config_options, resolve_config, rich_table
+from marketcast.cli.options import (
+    config_options,
+    require_tracking,
+    resolve_config,
+    rich_table,
+    track_option,
+)
 from marketcast.cli.progress import CountProgress
 
 
@@ -93,13 +99,15 @@ def _tune_options(func):
 @click.command()
 @config_options(resumable=False)
 @_tune_options
-def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> None:
+@track_option
+def tune(config, trials, backend, output, timeout, ray_address, track, **ranges) -> None:
     """Search LSTM settings on the validation period (never the test period); write a run
     folder with every trial, the best configuration and a report."""
     from marketcast.report.search import tune_sentence
     from marketcast.scale.tune import PARAMS, parse_space
     from marketcast.scale.tune import tune as tune_api
 
+    require_tracking(track)
     space = parse_space(ranges)
     with CountProgress(err, "trials", best=True) as on_trial:
         result = tune_api(config, trials, space, backend, output, ray_address, timeout,
@@ -116,6 +124,11 @@ def tune(config, trials, backend, output, timeout, ray_address, **ranges) -> Non
     out.print(f"run folder: {result.path}", soft_wrap=True)
     out.print(f"report: {result.path / 'report.html'}", soft_wrap=True)
     out.print(f"repeat it with: marketcast run --config {result.config_path}", soft_wrap=True)
+    if track:
+        from marketcast.api.tracking import log_tune
+
+        out.print(f"tracked in MLflow: run {log_tune(track, result)} at {track}",
+                  soft_wrap=True)
 
 
 # The settings a study varies: (flag, key of scale.study.GRID, type, default, help).

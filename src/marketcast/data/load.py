@@ -17,6 +17,7 @@ import pandas as pd
 from marketcast.calendar import FIRST_YEAR, LAST_YEAR
 from marketcast.data.features import add_features, derived_features
 from marketcast.data.quality import QualityReport, check_prices, quality_summary
+from marketcast.data.readers import normalize_name
 from marketcast.data.sources import (
     BUILTIN_DEFAULT_START,
     BUILTIN_SOURCES,
@@ -32,7 +33,7 @@ MAX_PRICE = 1e50
 
 
 def load_prices(
-    source: str = "sp500",
+    source: str | pd.Series | pd.DataFrame = "sp500",
     *,
     ticker: str | None = None,
     start: str | None = None,
@@ -50,7 +51,8 @@ def load_prices(
         ``"sp500"`` (S&P 500 index daily OHLCV 1999-2018, shipped by ``arch``),
         ``"store:TICKER"`` (the download store), or the path of a CSV file (Yahoo, Stooq,
         generic, long or wide layout; ``.gz`` allowed), a Parquet file or a folder of
-        per-ticker files.
+        per-ticker files. Or prices already in memory: a Series (the target) or a
+        DataFrame indexed by date, checked against the same contract as a file.
     ticker : str, optional
         Ticker to keep from a multi-ticker file or folder (a wide file's column).
     start, end : str, optional
@@ -69,12 +71,37 @@ def load_prices(
     pandas.DataFrame
         Index ``date`` (daily, increasing), float columns, lower-case names.
     """
-    strict = () if fill != "none" else (target, *features)
-    frame = read_source(source, ticker=ticker, date_column=date_column, strict=strict)
+    if isinstance(source, pd.Series | pd.DataFrame):
+        frame, source = frame_from_pandas(source, target), "memory"
+    else:
+        strict = () if fill != "none" else (target, *features)
+        frame = read_source(source, ticker=ticker, date_column=date_column, strict=strict)
     if source in BUILTIN_SOURCES:
         start = start or BUILTIN_DEFAULT_START.get(source)
     frame = prepare_frame(frame, target=target, features=features, start=start, end=end)
     return validate_prices(frame, target=target, features=features, fill=fill)
+
+
+def frame_from_pandas(data: pd.Series | pd.DataFrame, target: str = "close") -> pd.DataFrame:
+    """A Series (named ``target`` here, whatever its name) or a DataFrame indexed by date as
+    a frame with lower-case column names and its numeric columns; not yet validated."""
+    if isinstance(data, pd.Series):
+        data = data.to_frame(target)
+    else:
+        data = data.rename(columns=normalize_name)
+        data = data.loc[:, [pd.api.types.is_numeric_dtype(t) for t in data.dtypes]]
+    index = data.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"the prices are indexed by {type(index).__name__}, not dates; give them a "
+            "DatetimeIndex (df.set_index(pd.to_datetime(df['date'])))"
+        )
+    if index.tz is not None:
+        index = index.tz_convert(None)
+    if index.hasnans:
+        raise DataError("the date index has missing values (NaT); drop those rows")
+    frame = data.set_axis(pd.DatetimeIndex(index.normalize(), name="date"))
+    return frame.astype("float64")
 
 
 def prepare_frame(frame: pd.DataFrame, *, target: str, features: Sequence[str],

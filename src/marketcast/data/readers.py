@@ -23,6 +23,8 @@ from marketcast.errors import DataError, listed
 
 DATE_NAMES = ("date", "timestamp", "datetime", "time", "day")
 TICKER_NAMES = ("ticker", "name", "symbol")
+# The first column of a CSV written by pandas' `to_csv()` with an unnamed index, normalised.
+PANDAS_INDEX = "unnamed:_0"
 # What pandas reads as missing by default; every column but a ticker column gets it, so that
 # tickers named "NA" (Nasdaq's) or "NULL" stay names.
 NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
@@ -115,6 +117,9 @@ def find_date_column(raw: pd.DataFrame, date_column: str | None, path: Path) -> 
     for name in DATE_NAMES:
         if name in raw.columns:
             return name
+    # pandas' `to_csv()` writes an unnamed index first, read back as "Unnamed: 0".
+    if len(raw.columns) and raw.columns[0] in ("", PANDAS_INDEX):
+        return raw.columns[0]
     raise DataError(
         f"{path} has no date column (looked for {', '.join(DATE_NAMES)}); "
         "pass --date-column NAME"

@@ -20,7 +20,7 @@ def make_model(name: str, config: Config) -> BaseForecaster:
     """A fresh, unfitted model ``name`` configured from ``config``."""
     m = config.model
     if name == "lstm":
-        return LSTMForecaster(m, config.train)
+        return LSTMForecaster.from_config(m, config.train)
     if name == "naive":
         return NaiveForecaster()
     if name == "drift":

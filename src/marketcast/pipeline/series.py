@@ -37,11 +37,12 @@ class Series:
         return Series(self.dates[:rows], self.y[:rows], X, self.feature_names)
 
 
-def load_series(config: Config, source: str | None = None) -> tuple[pd.DataFrame, Series]:
-    """Load and validate the configured data (or ``source`` instead of the configured one)."""
+def load_series(config: Config, source=None) -> tuple[pd.DataFrame, Series]:
+    """Load and validate the configured data (or ``source`` instead of the configured one:
+    a path, or prices in memory as :func:`~marketcast.data.load_prices` takes them)."""
     d = config.data
     frame = load_prices(
-        source or d.source, ticker=d.ticker, start=d.start, end=d.end,
+        d.source if source is None else source, ticker=d.ticker, start=d.start, end=d.end,
         date_column=d.date_column, target=d.target, features=d.features, fill=d.fill,
     )
     return frame, series_from_frame(frame, d.target, d.features)

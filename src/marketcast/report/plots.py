@@ -1,7 +1,9 @@
-"""PNG plots from tables: loss curves, forecasts against outcomes, the forecast fan, residuals.
+"""Plots from tables: loss curves, forecasts against outcomes, the forecast fan, residuals.
 
-Plots take tables and write files (a path, or a binary buffer for the report); they never
-fit or predict. Every model keeps its colour in every plot.
+Each plot takes tables and returns a :class:`matplotlib.figure.Figure`, also written as PNG
+when given ``out`` (a path, or a binary buffer for the report); plots never fit or predict.
+Figures are made without pyplot, so importing this module leaves a notebook's backend and
+pyplot's figure list alone. Every model keeps its colour in every plot.
 """
 
 from __future__ import annotations
@@ -9,16 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-import matplotlib
+import matplotlib.dates as mdates
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as mticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from marketcast.evaluation.stats import autocorrelation  # noqa: E402
+from marketcast.evaluation.stats import autocorrelation
 
 # One colour per model across every plot and the report's tables.
 COLORS = {
@@ -34,8 +33,11 @@ def color(model: str) -> str:
     return COLORS.get(model, OTHER)
 
 
-def _save(fig, out: Path | BinaryIO) -> None:
-    """Write ``fig`` as PNG to a path (atomically) or a buffer; no time stamp inside."""
+def save_png(fig: Figure, out: Path | BinaryIO | None) -> Figure:
+    """Write ``fig`` as PNG to a path (atomically) or a buffer, if given; no time stamp
+    inside. Returns ``fig``."""
+    if out is None:
+        return fig
     options = {"format": "png", "dpi": 110, "bbox_inches": "tight",
                "metadata": {"Software": None}}
     if isinstance(out, str | Path):
@@ -45,7 +47,27 @@ def _save(fig, out: Path | BinaryIO) -> None:
         tmp.replace(out)
     else:
         fig.savefig(out, **options)
-    plt.close(fig)
+    return fig
+
+
+def one_step_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """The one-day-ahead forecasts of a long table (``model, date, step, y, y_hat``) as
+    ``date, actual, <one column per model>, step``: what :func:`plot_test` draws."""
+    one = table[table["step"] == 1]
+    wide = one.pivot_table(index="date", columns="model", values="y_hat", sort=False)
+    wide.columns.name = None
+    wide.insert(0, "actual", one.drop_duplicates("date").set_index("date")["y"])
+    return wide.reset_index().assign(step=1)
+
+
+def one_step_residuals(table: pd.DataFrame, model: str, other: str = "naive"
+                       ) -> dict[str, np.ndarray]:
+    """One-day-ahead residuals (actual - forecast) of ``model`` and ``other``, ``model``
+    first: what :func:`plot_residuals` draws."""
+    one = table[table["step"] == 1]
+    residuals = {m: (g["y"] - g["y_hat"]).to_numpy() for m, g in one.groupby("model", sort=False)
+                 if m in (model, other)}
+    return dict(sorted(residuals.items(), key=lambda kv: kv[0] != model))
 
 
 def _date_axis(ax) -> None:
@@ -56,9 +78,11 @@ def _date_axis(ax) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_loss(history: pd.DataFrame, best_epoch: int, out: Path | BinaryIO) -> None:
+def plot_loss(history: pd.DataFrame, best_epoch: int,
+              out: Path | BinaryIO | None = None) -> Figure:
     """Train and validation MSE (scaled units) per epoch, the restored epoch marked."""
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+    fig = Figure(figsize=(10, 4.2))
+    ax = fig.subplots()
     ax.plot(history["epoch"], history["train_loss"], label="LSTM train", color=color("lstm"),
             linestyle="--", marker=".")
     if history["val_loss"].notna().any():
@@ -80,20 +104,22 @@ def plot_loss(history: pd.DataFrame, best_epoch: int, out: Path | BinaryIO) -> N
     ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, out)
+    return save_png(fig, out)
 
 
-def plot_test(predictions: pd.DataFrame, target: str, out: Path | BinaryIO,
-              title: str = "Test period: actual vs one-day-ahead forecasts") -> None:
+def plot_test(predictions: pd.DataFrame, target: str, out: Path | BinaryIO | None = None,
+              title: str = "Test period: actual vs one-day-ahead forecasts") -> Figure:
     """Actual prices against every model's one-step forecasts (``date, step, actual, ...``)."""
     one = predictions[predictions["step"] == 1]
     # Over a long period the lines merge: a second panel shows the last days up close.
     zoom = ZOOM_DAYS if len(one) > 2 * ZOOM_DAYS else 0
     if zoom:
-        fig, (ax, near) = plt.subplots(2, 1, figsize=(10, 7.6), height_ratios=(3, 2))
+        fig = Figure(figsize=(10, 7.6))
+        ax, near = fig.subplots(2, 1, height_ratios=(3, 2))
         panels = [(ax, one, title), (near, one.iloc[-zoom:], f"The last {zoom} days")]
     else:
-        fig, ax = plt.subplots(figsize=(10, 4.8))
+        fig = Figure(figsize=(10, 4.8))
+        ax = fig.subplots()
         panels = [(ax, one, title)]
     for axis, rows, heading in panels:
         for column in [c for c in rows.columns if c not in ("date", "step")]:
@@ -104,15 +130,16 @@ def plot_test(predictions: pd.DataFrame, target: str, out: Path | BinaryIO,
         _date_axis(axis)
     ax.legend(ncols=min(len(one.columns) - 2, 6), fontsize="small")
     fig.tight_layout()
-    _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_forecast(history: pd.Series, forecast: pd.DataFrame, target: str,
-                  out: Path | BinaryIO, level: float | None = None) -> None:
+                  out: Path | BinaryIO | None = None, level: float | None = None) -> Figure:
     """The last year of prices followed by each model's forecast on NYSE trading dates,
     with the LSTM's interval as a band when ``forecast`` has ``lstm_lower, lstm_upper``."""
     recent = history.iloc[-250:]
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig = Figure(figsize=(10, 4.8))
+    ax = fig.subplots()
     ax.plot(recent.index, recent.to_numpy(), label="actual", color=color("actual"))
     dates = pd.to_datetime(forecast["date"])
     if "lstm_lower" in forecast and forecast["lstm_lower"].notna().any():
@@ -129,14 +156,15 @@ def plot_forecast(history: pd.Series, forecast: pd.DataFrame, target: str,
                  f"{recent.index[-1]:%Y-%m-%d}")
     _date_axis(ax)
     ax.legend(fontsize="small", loc="best")
-    _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot_residuals(residuals: dict[str, np.ndarray], model: str, target: str,
-                   out: Path | BinaryIO, max_lag: int = 20) -> None:
+                   out: Path | BinaryIO | None = None, max_lag: int = 20) -> Figure:
     """Histogram of one-step residuals (actual - forecast, price units) of every model, and
     the autocorrelation of ``model``'s with the 95% band of white noise."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig = Figure(figsize=(10, 4.2))
+    left, right = fig.subplots(1, 2)
     values = np.concatenate(list(residuals.values()))
     bins = np.histogram_bin_edges(values, bins=min(30, max(len(values) // 8, 8)))
     for name, r in residuals.items():
@@ -162,16 +190,18 @@ def plot_residuals(residuals: dict[str, np.ndarray], model: str, target: str,
     right.legend(fontsize="small")
     right.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, out)
+    return save_png(fig, out)
 
 
-def plot_theils_u(per_ticker: pd.DataFrame, out: Path | BinaryIO) -> None:
+def plot_theils_u(per_ticker: pd.DataFrame,
+                  out: Path | BinaryIO | None = None) -> Figure:
     """Histogram over tickers of Theil's U (test RMSE / the random walk's) of the LSTM and
     the linear model, with the random walk's 1.0 marked."""
     columns = {"lstm": "theils_u_lstm", "linear": "theils_u_linear"}
     values = {m: per_ticker[c].to_numpy(float) for m, c in columns.items()}
     finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
     bins = np.histogram_bin_edges(np.append(finite, 1.0), bins=min(40, max(len(finite) // 6, 8)))
     for name, v in values.items():
         filled = name == "lstm"
@@ -187,16 +217,17 @@ def plot_theils_u(per_ticker: pd.DataFrame, out: Path | BinaryIO) -> None:
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, out)
+    return save_png(fig, out)
 
 
-def plot_strategy(days: pd.DataFrame, rule: str, out: Path | BinaryIO) -> None:
+def plot_strategy(days: pd.DataFrame, rule: str,
+                  out: Path | BinaryIO | None = None) -> Figure:
     """Equity (log scale, starting at 1) and drawdown of every model's strategy under
     ``rule`` against buy-and-hold, net of costs, from the days of ``strategy.csv``
     (``model, rule, date, net_return``)."""
     shown = days[(days["rule"] == rule) | (days["model"] == "buy_and_hold")]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.6), height_ratios=(3, 2),
-                                      sharex=True)
+    fig = Figure(figsize=(10, 6.6))
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 2), sharex=True)
     lowest, highest = 1.0, 1.0
     for model, rows in shown.groupby("model", sort=False):
         dates = pd.to_datetime(rows["date"])
@@ -224,78 +255,4 @@ def plot_strategy(days: pd.DataFrame, rule: str, out: Path | BinaryIO) -> None:
     bottom.set(ylabel="drawdown %", title="Drawdown: below the previous peak")
     _date_axis(bottom)
     fig.tight_layout()
-    _save(fig, out)
-
-
-def plot_by_epoch(epochs: pd.DataFrame, out: Path | BinaryIO, *, line: str, color_by: str,
-                  title: str, marks: tuple[int, ...] = ()) -> None:
-    """Validation RMSE (price units, left) and Theil's U against the random walk (right: the
-    same curves over the random walk's RMSE, one number for every line since the validation
-    days are the same) per epoch: one line per value of ``line`` (a trial, a combination),
-    coloured by ``color_by``; the epochs in ``marks`` are dotted. ``epochs`` has ``epoch,
-    val_rmse, val_theils_u``."""
-    naive = float((epochs["val_rmse"] / epochs["val_theils_u"]).median())
-    fig, ax = plt.subplots(figsize=(10, 4.4))
-    groups = list(dict.fromkeys(epochs[color_by]))
-    palette = plt.get_cmap("tab10")
-    named = set()
-    for _, rows in epochs.groupby(line, sort=False):
-        group = rows[color_by].iloc[0]
-        style = {"color": palette(groups.index(group) % 10), "linewidth": 1.3}
-        if group not in named:
-            style["label"] = f"{color_by.replace('_', ' ')} {group}"
-            named.add(group)
-        ax.plot(rows["epoch"], rows["val_rmse"], **style)
-        shown = rows[rows["epoch"].isin(marks)]
-        ax.plot(shown["epoch"], shown["val_rmse"], "o", color=style["color"], markersize=4)
-    ax.axhline(naive, color=color("actual"), linestyle="--", linewidth=1.2,
-               label="random walk (Theil's U = 1)")
-    right = ax.secondary_yaxis("right", functions=(lambda r: r / naive, lambda u: u * naive))
-    right.set_ylabel("Theil's U: RMSE / the random walk's")
-    ax.set(xlabel="epoch", ylabel="validation RMSE (price units)", title=title)
-    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", ncols=2)
-    _save(fig, out)
-
-
-def plot_by_setting(trials: pd.DataFrame, settings: list[str], naive_rmse: float,
-                    out: Path | BinaryIO) -> None:
-    """Each trial's validation RMSE at its best epoch against each setting searched
-    (completed trials as dots, pruned ones as crosses), the random walk's RMSE dashed."""
-    cols = min(4, len(settings))
-    rows_n = -(-len(settings) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 3.0 * rows_n), sharey=True,
-                             squeeze=False)
-    for ax, setting in zip(axes.ravel(), settings, strict=False):
-        for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
-            rows = trials[trials["state"] == state]
-            ax.scatter(rows[setting], rows["val_rmse"], marker=marker, s=22,
-                       color=color("lstm") if state == "COMPLETE" else OTHER,
-                       label="completed" if state == "COMPLETE" else "pruned")
-        ax.axhline(naive_rmse, color=color("actual"), linestyle="--", linewidth=1.1,
-                   label="random walk")
-        if setting == "learning_rate":
-            ax.set_xscale("log")
-        ax.set(xlabel=setting.replace("_", " "))
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(settings):]:
-        ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("validation RMSE (price units)")
-    axes[0, 0].legend(fontsize="small")
-    fig.tight_layout()
-    _save(fig, out)
-
-
-def plot_importances(values: dict[str, float], out: Path | BinaryIO) -> None:
-    """Optuna's importance of each searched setting (they sum to 1), largest on top."""
-    names = list(values)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
-    ax.barh([n.replace("_", " ") for n in names], [values[n] for n in names],
-            color=color("lstm"))
-    ax.set(xlabel="importance for the validation loss (fANOVA, sums to 1)",
-           title="Which settings mattered")
-    ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    _save(fig, out)
+    return save_png(fig, out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketcast.report import plots
+from marketcast.report import plots, search_plots
 from marketcast.report.blocks import RunFiles, figure, fmt, note, pairs, section
 from marketcast.report.single import configuration, environment
 from marketcast.runs import layout
@@ -150,17 +150,17 @@ def _tune(run: RunFiles) -> list[dict]:
                           "one-day-ahead forecasts of the validation days in price units."))
     by_epoch = section(
         "epochs",
-        figure(plots.plot_by_epoch, ran[ran["trial"].isin(top)], line="trial",
+        figure(search_plots.plot_by_epoch, ran[ran["trial"].isin(top)], line="trial",
                color_by="trial", title=f"The {len(top)} best trials",
                alt="Validation RMSE and Theil's U by epoch of the best trials",
                caption="Each epoch's network (no weights restored), scored on the "
                        "validation days."),
-        figure(plots.plot_by_epoch, ran, line="trial", color_by="batch_size",
+        figure(search_plots.plot_by_epoch, ran, line="trial", color_by="batch_size",
                title="Every trial, by batch size",
                alt="Validation RMSE and Theil's U by epoch, coloured by batch size",
                caption="Pruned trials end early: the median rule stopped them."))
     by_setting = section("settings", figure(
-        plots.plot_by_setting, trials, searched, naive,
+        search_plots.plot_by_setting, trials, searched, naive,
         alt="Validation RMSE against each searched setting",
         caption="Each trial's validation RMSE at its best epoch against the value it drew."))
     return [result, by_epoch, by_setting, _importance(run), _pruned(trials),
@@ -178,7 +178,7 @@ def _importance(run: RunFiles) -> dict:
              "columns": ["setting", "importance"],
              "rows": [[k.replace("_", " "), fmt(v, "{:.3f}")] for k, v in values.items()]}
     return section("importance", figure(
-        plots.plot_importances, values, alt="Importance of each searched setting",
+        search_plots.plot_importances, values, alt="Importance of each searched setting",
         caption="optuna.importance.get_param_importances (fANOVA) over the completed "
                 "trials: the share of the variance of the validation loss each setting "
                 "explains. Few trials make it rough."), table)
@@ -236,7 +236,7 @@ def _study(run: RunFiles) -> list[dict]:
         "the lowest validation loss."))
     color_by = "batch_size" if "batch_size" in varied else varied[0]
     curves = section("epochs", figure(
-        plots.plot_by_epoch, epochs.assign(combination=label), line="combination",
+        search_plots.plot_by_epoch, epochs.assign(combination=label), line="combination",
         color_by=color_by, marks=marks, title="Validation accuracy by epoch",
         alt="Validation RMSE and Theil's U by epoch for each batch size",
         caption="One line per combination, one colour per "

@@ -140,11 +140,28 @@ def _data(run: RunFiles) -> dict:
             summary.append((f"{part} period", f"{span[0]} to {span[1]} ({rows} days)" if span
                             else "none"))
     summary.append(("data sha256", sha))
-    quality = d.get("quality")
-    return section(
-        "data", pairs("summary", summary),
-        {"kind": "value", "caption": "quality findings", "value": quality}
-        if quality is not None else note("No data quality findings were recorded for this run."))
+    return section("data", pairs("summary", summary), _quality(d.get("quality")))
+
+
+def _quality(quality: dict | None) -> dict:
+    """Only the failed checks in full; the clean ones in one line."""
+    if quality is None:
+        return note("No data quality findings were recorded for this run.")
+    if not isinstance(quality, dict):
+        return {"kind": "value", "caption": "quality findings", "value": quality}
+    failed = {name: v for name, v in quality.items() if _found(v)}
+    clean = f"{len(quality) - len(failed)} of {len(quality)} data quality checks found nothing"
+    if not failed:
+        return {"kind": "text", "text": f"{clean} ({', '.join(quality).replace('_', ' ')})."}
+    return {"kind": "value", "caption": f"quality findings ({clean})", "value": failed}
+
+
+def _found(finding) -> bool:
+    """Whether a check found something: ``{"count": n, ...}`` with n > 0, or any non-empty
+    value (older folders and hand-edited ones hold lists or counts)."""
+    if isinstance(finding, dict) and "count" in finding:
+        return bool(finding["count"])
+    return bool(finding)
 
 
 def loss(run: RunFiles) -> dict:
@@ -169,10 +186,7 @@ def loss(run: RunFiles) -> dict:
 def test_section(run: RunFiles) -> dict:
     if run.table is None:
         return section("test", note("No test-period evaluation in this folder."))
-    one = run.table[run.table["step"] == 1]
-    wide = one.pivot_table(index="date", columns="model", values="y_hat", sort=False)
-    wide.insert(0, "actual", one.drop_duplicates("date").set_index("date")["y"])
-    wide = wide.reset_index().assign(step=1)
+    wide = plots.one_step_wide(run.table)
     if run.kind == "backtest":
         title, what = "Walk-forward: actual vs one-day-ahead forecasts", "forecast cutoffs"
     else:
@@ -316,9 +330,7 @@ def residuals_section(run: RunFiles) -> dict:
     model = run.focus
     if model is None:
         return section("residuals", note("No out-of-sample forecasts to diagnose."))
-    one = run.table[run.table["step"] == 1]
-    residuals = {m: (g["y"] - g["y_hat"]).to_numpy() for m, g in one.groupby("model", sort=False)
-                 if m in (model, BENCHMARK)}
+    residuals = plots.one_step_residuals(run.table, model, BENCHMARK)
     r = residuals[model]
     lags = max(1, min(10, len(r) // 5))
     q, p = ljung_box(r, lags)
@@ -328,7 +340,7 @@ def residuals_section(run: RunFiles) -> dict:
             f"standard deviation {r.std(ddof=1):.3g} price units. Ljung-Box over {lags} lags: "
             f"Q = {q:.3g}, p = {p:.3g}: {left}.")
     return section("residuals", figure(
-        plots.plot_residuals, dict(sorted(residuals.items(), key=lambda kv: kv[0] != model)),
+        plots.plot_residuals, residuals,
         model, run.target, alt="Residual histogram and autocorrelation",
         caption=f"Histogram of {model}'s residuals beside those of the random walk (naive)."),
         {"kind": "text", "text": text})

@@ -133,8 +133,12 @@ def fit_trial(seen: Series, split: Split, config: Config, report: OnEpoch) -> pd
     :func:`marketcast.scale.trial.fit_scored`) may raise to stop it. Returns its epochs."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return fit_scored(seen, split, config, report)
+    try:
+        return fit_scored(seen, split, config, report)
+    finally:  # the caller's process keeps its own thread count
+        torch.set_num_threads(threads)
 
 
 def tune(
