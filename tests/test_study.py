@@ -4,6 +4,7 @@ tables, their reports in a real browser, and their blindness to the test period.
 import dataclasses
 import json
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from test_cli import assert_one_line_error, cli
 from test_tune import TINY, TINY_FLAGS
 
 from marketcast.config import load_config
+from marketcast.errors import ConfigError, DataError
 from marketcast.models import LSTMForecaster
 from marketcast.report import render_report
 from marketcast.report.blocks import TITLES
@@ -243,3 +245,12 @@ def test_reports_render_again_from_the_folder(folders):
     for kind in ("tune", "study"):
         folder = folders[kind].path
         assert render_report(folder) == (folder / "report.html").read_text()
+
+
+def test_a_grid_that_does_not_fit_leaves_no_folder(config):
+    with pytest.raises(DataError, match="lookback 500"):
+        study(config, (1,), {"lookback": (10, 500)})
+    with pytest.raises(ConfigError, match="cannot vary patience"):
+        study(config, (1,), {"patience": (1, 2)})
+    runs = Path(config.output.runs_dir)
+    assert not runs.exists() or list(runs.iterdir()) == []

@@ -316,8 +316,10 @@ def _tune_ray(seen, split, config, space, n_trials, address, timeout, on_trial):
             tune_config=ray_tune.TuneConfig(
                 metric=METRIC, mode="min",
                 search_alg=searcher, num_samples=n_trials, time_budget_s=timeout,
+                # A trial that yielded to waiting ones would start again at epoch 1 (there
+                # is no checkpoint to resume from), so none yields (min_time_slice).
                 scheduler=MedianStoppingRule(time_attr="training_iteration", grace_period=2,
-                                             min_samples_required=3),
+                                             min_samples_required=3, min_time_slice=math.inf),
             ),
             run_config=ray_tune.RunConfig(storage_path=tmp, name="marketcast-tune", verbose=0,
                                           callbacks=[_ray_progress(n_trials, on_trial)]),
@@ -338,8 +340,8 @@ def _ray_row(number: int, result) -> tuple[int, str, dict, float, list[dict]]:
     rule (pruned) when its last epoch was not the one training ends after."""
     frame = result.metrics_dataframe
     epochs = [] if frame is None or "epoch" not in frame else frame.to_dict(orient="records")
-    # A trial Ray Tune paused and resumed starts again at epoch 1 (it has no checkpoint to
-    # resume from), and its results hold every start: the last one is the trial's.
+    # Should Ray Tune pause and resume a trial, it starts again at epoch 1 (there is no
+    # checkpoint to resume from) and its results hold every start: the last is the trial's.
     starts = [i for i, e in enumerate(epochs) if e["epoch"] == 1]
     epochs = epochs[starts[-1]:] if starts else epochs
     if result.error is not None:
