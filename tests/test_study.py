@@ -117,7 +117,8 @@ def test_epoch_scores_are_those_of_the_fitted_lstm(config):
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_epochs=1))
     seen, split = validation_data(config)
     scored = fit_scored(seen, split, config)
-    model = LSTMForecaster.from_config(config.model, config.train).fit(seen.y, seen.X, n_val=split.n_val)
+    model = LSTMForecaster.from_config(config.model, config.train)
+    model.fit(seen.y, seen.X, n_val=split.n_val)
     assert scored["val_loss"].tolist() == [e.val_loss for e in model.history_]
     cutoffs = np.arange(split.n_train - 1, len(seen.y) - 1)
     y_hat = model.predict_cutoffs(seen.y, seen.X, cutoffs, 1)[:, 0]
