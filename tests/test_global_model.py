@@ -49,6 +49,14 @@ def test_run_global_scores_every_ticker(long_csv, tmp_path):
     assert len(pd.read_csv(result.path / "per_ticker.csv")) == 3
     assert pd.read_csv(result.path / "skipped.csv")["ticker"].tolist() == ["SHORT"]
     assert "tickers = [" in (result.path / "config.toml").read_text()
+    # Each ticker's intervals judged on its own, and the tests' rejections counted.
+    intervals = pd.read_csv(result.path / "intervals.csv")
+    assert sorted(set(intervals["ticker"])) == ["AAA", "BBB", "CCC"]
+    assert set(intervals["model"]) == {"lstm", "naive", "linear"}
+    lstm = saved["intervals"]["models"]["lstm"]
+    assert lstm["tickers"] == 3 and 0 <= lstm["kupiec_rejected_adjusted"] <= 3
+    assert lstm["kupiec_rejected"] == int((intervals.query("model == 'lstm'")["kupiec_p"]
+                                           < 0.05).sum())
 
 
 def test_summary_quartiles_and_shares():

@@ -37,6 +37,29 @@ class GlobalRunResult:
     tickers: list[str]
     # Trading rules on each ticker's test-period forecasts against its buy-and-hold.
     strategy: Strategies | None = None
+    # Each ticker's step-1 interval evaluation per model and their summary (tickers
+    # rejected by Kupiec and Christoffersen, raw and after Benjamini-Hochberg).
+    interval_rows: pd.DataFrame | None = None
+    interval_summary: dict | None = None
+
+
+def judge_intervals(table: pd.DataFrame, panel, config: Config):
+    """Each ticker's test forecasts given intervals calibrated sequentially on its own
+    residuals and judged as a value-at-risk model: the table with bounds, the per-ticker
+    rows (``intervals.csv``) and their summary; no bounds with ``--interval 0``."""
+    from marketcast.evaluation.interval_summary import (
+        intervals_by_ticker,
+        summarize_intervals,
+        ticker_rows,
+    )
+
+    level = config.forecast.interval
+    if not level:
+        return table, pd.DataFrame(), {}
+    table, by_ticker = intervals_by_ticker(table, panel.series, level,
+                                           config.backtest.interval_method)
+    rows = ticker_rows(by_ticker)
+    return table, rows, summarize_intervals(rows, level)
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -74,9 +97,10 @@ def run_global(config: Config, callback: Callback | None = None,
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
-        strategies = None
+        strategies, interval_rows, interval_summary = None, pd.DataFrame(), {}
         if evaluate:
             per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
+            table, interval_rows, interval_summary = judge_intervals(table, panel, config)
             summary = summarize_tickers(per_ticker)
             per_ticker, strategies = trade_tickers(per_ticker, table, config)
             residuals = ticker_residuals(fit, panel, config)
@@ -102,6 +126,8 @@ def run_global(config: Config, callback: Callback | None = None,
                 files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
                 files.write_csv(out / layout.FORECAST, future)
                 files.write_csv(out / layout.STRATEGY, strategies.table)
+                if len(interval_rows):
+                    files.write_csv(out / layout.INTERVALS, interval_rows)
             run_folder.save_model(out, tensors, {
                 **meta, "config": config.to_dict(),
                 "versions": files.package_versions(MODEL_PACKAGES),
@@ -110,6 +136,7 @@ def run_global(config: Config, callback: Callback | None = None,
                 "kind": "global", "tickers": len(panel.series), **summary,
                 "verdict": [verdict] if verdict else [],
                 **({"strategy": strategies.summary} if strategies else {}),
+                **({"intervals": interval_summary} if interval_summary else {}),
                 "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
@@ -117,7 +144,8 @@ def run_global(config: Config, callback: Callback | None = None,
             })
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
     return GlobalRunResult(folder.final, per_ticker, summary, verdict, panel.skipped, history,
-                           seconds, future, panel.tickers, strategies)
+                           seconds, future, panel.tickers, strategies, interval_rows,
+                           interval_summary)
 
 
 @dataclass
@@ -131,6 +159,8 @@ class GlobalEvaluation:
     verdict: str
     table: pd.DataFrame
     strategy: Strategies | None = None
+    interval_rows: pd.DataFrame | None = None
+    interval_summary: dict | None = None
 
 
 def trade_tickers(per_ticker: pd.DataFrame, table: pd.DataFrame,
@@ -175,11 +205,13 @@ def evaluate_global(run_dir: str | Path,
             "model was trained (or is missing); evaluate with the original file or train again"
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
+    table, interval_rows, interval_summary = judge_intervals(table, panel, config)
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                              per_ticker["lstm_vs_naive_adjusted"].tolist())
     per_ticker, strategies = trade_tickers(per_ticker, table, config)
-    return GlobalEvaluation(per_ticker, summary, verdict, table, strategies)
+    return GlobalEvaluation(per_ticker, summary, verdict, table, strategies, interval_rows,
+                            interval_summary)
 
 
 def panel_summary(panel) -> dict:

@@ -100,11 +100,13 @@ def forecast_days(panel: Panel, config: Config) -> int:
 
 def ticker_residuals(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFrame:
     """Each ticker's out-of-sample test residuals per step (as for one series):
-    ``ticker, step, abs_log_residual``; they calibrate that ticker's intervals."""
+    ``ticker, step, abs_log_residual, volatility``; they calibrate that ticker's
+    intervals."""
     days = forecast_days(panel, config)
     frames = [test_residuals(fit.models[t], one, panel.splits[t], days).assign(ticker=t)
               for t, one in panel.series.items()]
-    return pd.concat(frames, ignore_index=True)[["ticker", "step", "abs_log_residual"]]
+    return pd.concat(frames, ignore_index=True)[["ticker", "step", "abs_log_residual",
+                                                 "volatility"]]
 
 
 def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,

@@ -46,6 +46,8 @@ PER_TICKER = "per_ticker.csv"
 SKIPPED = "skipped.csv"
 # Each trading strategy's days on the forecasts (evaluation.strategy), buy-and-hold's too.
 STRATEGY = "strategy.csv"
+# Many tickers: each ticker's interval evaluation per model (evaluation.interval_summary).
+INTERVALS = "intervals.csv"
 LOSS_PLOT = "loss.png"
 TEST_PLOT = "test.png"
 FORECAST_PLOT = "forecast.png"
