@@ -46,20 +46,23 @@ class GlobalRunResult:
 def judge_intervals(table: pd.DataFrame, panel, config: Config):
     """Each ticker's test forecasts given intervals calibrated sequentially on its own
     residuals and judged as a value-at-risk model: the table with bounds, the per-ticker
-    rows (``intervals.csv``) and their summary; no bounds with ``--interval 0``."""
+    rows (``intervals.csv``), their summary and each ticker's forecast fan settings
+    (:func:`~marketcast.pipeline.series.fan_settings`); no bounds with ``--interval 0``."""
     from marketcast.evaluation.interval_summary import (
         intervals_by_ticker,
         summarize_intervals,
         ticker_rows,
     )
+    from marketcast.pipeline.series import fan_settings
 
     level = config.forecast.interval
     if not level:
-        return table, pd.DataFrame(), {}
+        return table, pd.DataFrame(), {}, {}
     table, by_ticker = intervals_by_ticker(table, panel.series, level,
                                            config.backtest.interval_method)
     rows = ticker_rows(by_ticker)
-    return table, rows, summarize_intervals(rows, level)
+    fans = {t: fan_settings(one, panel.series[t], level) for t, one in by_ticker.items()}
+    return table, rows, summarize_intervals(rows, level), fans
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -97,18 +100,19 @@ def run_global(config: Config, callback: Callback | None = None,
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
-        strategies, interval_rows, interval_summary = None, pd.DataFrame(), {}
+        strategies, interval_rows, interval_summary, fans = None, pd.DataFrame(), {}, {}
         if evaluate:
             per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
-            table, interval_rows, interval_summary = judge_intervals(table, panel, config)
+            table, interval_rows, interval_summary, fans = judge_intervals(table, panel,
+                                                                           config)
             summary = summarize_tickers(per_ticker)
             per_ticker, strategies = trade_tickers(per_ticker, table, config)
             residuals = ticker_residuals(fit, panel, config)
-            future = forecast_tickers(fit, panel, config, residuals)
+            future = forecast_tickers(fit, panel, config, residuals, fans)
         verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                                   per_ticker["lstm_vs_naive_adjusted"].tolist())
                    if evaluate else "")
-        tensors, meta = global_state(fit, panel)
+        tensors, meta = global_state(fit, panel, fans)
         history = pd.DataFrame([vars(e) for e in fit.history])
         skipped = pd.DataFrame({"ticker": list(panel.skipped),
                                 "reason": list(panel.skipped.values())})
@@ -205,7 +209,7 @@ def evaluate_global(run_dir: str | Path,
             "model was trained (or is missing); evaluate with the original file or train again"
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
-    table, interval_rows, interval_summary = judge_intervals(table, panel, config)
+    table, interval_rows, interval_summary, _ = judge_intervals(table, panel, config)
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                              per_ticker["lstm_vs_naive_adjusted"].tolist())
