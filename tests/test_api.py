@@ -54,6 +54,30 @@ def test_test_period_is_out_of_sample(finished):
     np.testing.assert_array_equal(naive["y_hat"], naive["y_cutoff"])
 
 
+def test_run_judges_test_intervals_calibrated_sequentially(finished):
+    from marketcast.evaluation.intervals import MIN_CALIBRATION
+
+    metrics = json.loads((finished.path / "metrics.json").read_text())
+    about = metrics["interval_method"]
+    assert about["calibration"].startswith("sequential")
+    assert about["method"] in ("conformal", "scaled", "aci")  # auto chose one of them
+    assert set(about["validation_scores"]) == {"conformal", "scaled", "aci"}
+    table = finished.evaluation.table
+    lstm = table[(table["model"] == "lstm") & (table["step"] == 1)].sort_values("cutoff")
+    # No interval before MIN_CALIBRATION test residuals are known: none is calibrated on
+    # the residual it is judged on.
+    assert lstm["lower"].iloc[:MIN_CALIBRATION].isna().all()
+    assert lstm["lower"].iloc[MIN_CALIBRATION:].notna().all()
+    scored = lstm[lstm["cutoff"] >= pd.Timestamp(about["evaluation_from"])]
+    inside = (scored["y"] >= scored["lower"]) & (scored["y"] <= scored["upper"])
+    row = next(r for r in metrics["coverage"] if r["model"] == "lstm" and r["step"] == 1)
+    assert row["n"] == len(scored) > 0
+    assert row["coverage"] == pytest.approx(100 * inside.mean())
+    assert {"kupiec_p", "christoffersen_cc_p", "interval_score", "pinball_lower",
+            "pinball_upper", "coverage_low", "coverage_high"} <= set(row)
+    assert "Intervals: " in (finished.path / "report.html").read_text()
+
+
 def test_reload_reproduces_forecast_csv_exactly(finished):
     again = api.forecast(finished.path)
     text = again.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
@@ -176,3 +200,39 @@ def test_run_with_features_uses_them_and_forecasts_the_horizon(config, tmp_path)
     assert metrics["data"]["quality"]["ohlc"] == {"count": 0, "dates": []}
     again = api.forecast(result.path)
     pd.testing.assert_frame_equal(again, result.forecast)
+
+
+def test_aci_run_fan_follows_the_volatility_and_reloads_exactly(config, tmp_path):
+    from marketcast.evaluation.intervals import ewma_volatility
+
+    config = dataclasses.replace(
+        config, backtest=dataclasses.replace(config.backtest, interval_method="aci"),
+        output=dataclasses.replace(config.output, name="aci"))
+    result = api.run(config)
+    fan = json.loads((result.path / "model.json").read_text())["fan"]
+    series = result.trained.series
+    assert fan["method"] == "aci" and result.evaluation.intervals.method == "aci"
+    assert fan["volatility"] == pytest.approx(ewma_volatility(series.dates, series.y).iloc[-1])
+    low, high = 0.9 - 3 * 0.1 + 0.1, 0.9 + 0.1 * 3 / 4  # alpha_t in [alpha / 4, 3 alpha]
+    assert low <= fan["level"] <= high
+    future = result.forecast
+    width = np.log(future["lstm_upper"] / future["lstm"]).to_numpy()
+    # The 48-day test period leaves too few residuals for the last steps (NaN there).
+    finite = width[np.isfinite(width)]
+    assert len(finite) >= 20 and np.all(np.diff(finite) >= 0) and finite[-1] > finite[0]
+    # `forecast` redraws the same fan from the folder, bit for bit.
+    again = api.forecast(result.path)
+    text = again.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    assert text == (result.path / "forecast.csv").read_text()
+    # From newer data whose last weeks are stormier, the fan is wider.
+    newer = synthetic_prices(400)
+    close = newer["Close"].to_numpy()
+    shocks = np.exp(np.random.default_rng(0).normal(0, 0.05, 30).cumsum())
+    newer["Close"] = np.r_[close[:-30], close[-31] * shocks]
+    path = tmp_path / "stormy.csv"
+    newer.to_csv(path, index=False)
+    stormy = api.forecast(result.path, data=str(path), days=30)
+    assert np.log(stormy["lstm_upper"] / stormy["lstm"]).iloc[0] > 2 * width[0]
+    assert fan["volatility"] * 2 < ewma_volatility(pd.DatetimeIndex(newer["Date"]),
+                                                   newer["Close"].to_numpy()).iloc[-1]
+    assert "widens with the volatility model" in (result.path / "report.html").read_text()

@@ -62,7 +62,11 @@ def test_backtest_command(capsys, prices_csv, tmp_path):
                        str(tmp_path / "runs"), "--name", "bt", "--models", "naive,drift,linear",
                        "--n-windows", "30", "--refit-every", "10", "--lookback", "10")
     assert code == 0
-    assert "walk-forward backtest" in out and "conformal intervals" in out
+    assert "walk-forward backtest" in out
+    # The default (auto) says which interval method won on the validation cutoffs and why.
+    chosen = out.split("intervals: interval method ")[1].split(":")[0]
+    assert chosen in ("conformal", "scaled", "aci") and f"{chosen} intervals" in out
+    assert "lowest mean interval score on the validation cutoffs" in out
     assert "verdict: drift: RMSE" in out
     assert "verdict: model confidence set (90%): " in out
     assert "verdict: SPA vs the random walk: " in out and "(SPA p " in out

@@ -2,9 +2,11 @@
 scored (with intervals) as one series is."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_backtest import with_backtest
 from test_cli import cli
 from test_global_model import global_config
@@ -71,10 +73,25 @@ def test_global_backtest_scores_every_ticker(long_csv, tmp_path):
     assert result.strategy.summary["tickers"] == 3
     assert list(pd.read_csv(result.path / "strategy.csv", nrows=0).columns[:3]) == \
         ["ticker", "model", "rule"]
+    # BBB's baselines' intervals are judged exactly as BBB's own backtest judges them.
+    rows = result.interval_rows
+    mine = rows[(rows["ticker"] == "BBB") & (rows["model"] == "naive")].iloc[0]
+    own = alone.coverage[(alone.coverage["model"] == "naive")].iloc[0]
+    for column in ("n", "coverage", "interval_score", "kupiec_p", "christoffersen_cc_p"):
+        assert mine[column] == pytest.approx(own[column], nan_ok=True)
+    assert mine["method"] == alone.interval_method
+    counted = result.interval_summary["models"]["lstm"]
+    assert counted["tickers"] == 3 and "Benjamini-Hochberg" in result.interval_summary["note"]
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert metrics["intervals"]["models"]["naive"]["kupiec_rejected"] == int(
+        (rows.query("model == 'naive'")["kupiec_p"] < 0.05).sum())
+    assert set(metrics["interval_method"]["tickers"]) == {"AAA", "BBB", "CCC"}
+    assert len(pd.read_csv(result.path / "intervals.csv")) == 9
     # The folder: its kind recorded, every single-series section plus the tickers.
     assert kind_of(result.path) == Kind.BACKTEST
     html = (result.path / REPORT).read_text(encoding="utf-8")
     assert Parsed(html).sections == list(GLOBAL_SECTIONS)
+    assert "intervals over tickers" in html
 
 
 def test_global_backtest_never_sees_the_future(long_csv, tmp_path):

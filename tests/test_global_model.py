@@ -49,6 +49,14 @@ def test_run_global_scores_every_ticker(long_csv, tmp_path):
     assert len(pd.read_csv(result.path / "per_ticker.csv")) == 3
     assert pd.read_csv(result.path / "skipped.csv")["ticker"].tolist() == ["SHORT"]
     assert "tickers = [" in (result.path / "config.toml").read_text()
+    # Each ticker's intervals judged on its own, and the tests' rejections counted.
+    intervals = pd.read_csv(result.path / "intervals.csv")
+    assert sorted(set(intervals["ticker"])) == ["AAA", "BBB", "CCC"]
+    assert set(intervals["model"]) == {"lstm", "naive", "linear"}
+    lstm = saved["intervals"]["models"]["lstm"]
+    assert lstm["tickers"] == 3 and 0 <= lstm["kupiec_rejected_adjusted"] <= 3
+    assert lstm["kupiec_rejected"] == int((intervals.query("model == 'lstm'")["kupiec_p"]
+                                           < 0.05).sum())
 
 
 def test_summary_quartiles_and_shares():
@@ -123,6 +131,12 @@ def test_global_run_saves_a_model_that_forecasts_each_ticker(capsys, long_csv, t
     assert (bbb["lstm_lower"][first] < bbb["lstm"][first]).all()
     assert not np.allclose((aaa["lstm_upper"] / aaa["lstm"])[first],
                            (bbb["lstm_upper"] / bbb["lstm"])[first])
+    # Each ticker's fan is drawn by the method its own test intervals chose, and saved.
+    meta = json.loads((folder / "model.json").read_text())
+    methods = pd.read_csv(folder / "intervals.csv").query("model == 'lstm'")
+    for ticker, method in zip(methods["ticker"], methods["method"], strict=True):
+        fan = meta["tickers"][ticker]["fan"]
+        assert fan["method"] == method and (fan["volatility"] is None) == (method == "conformal")
     # Re-scored from the folder: every ticker's scores are the run's.
     again = api.evaluate_run(folder)
     numbers = [c for c in pd.read_csv(folder / "per_ticker.csv", nrows=0).columns

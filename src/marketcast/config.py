@@ -136,10 +136,12 @@ class BacktestConfig:
     # Processes fitting folds at once, each with one torch thread; 0: one per CPU core, 1: no
     # worker processes. The folds are independent, so this changes no result, only the time.
     workers: int = 0
-    # Interval calibration: "conformal" (residuals as they are) or "scaled" (residuals over
-    # the EWMA volatility known at each cutoff, so bands follow volatility). Conformal stays
-    # the default until the choice is made on validation data (benchmarks/README.md).
-    interval_method: str = "conformal"
+    # Interval calibration: "conformal" (residuals as they are), "scaled" (residuals over
+    # the EWMA volatility known at each cutoff, so bands follow volatility), "aci" (scaled,
+    # with the miss level adapted online) or "auto": the one of the three with the lowest
+    # interval score on the first third of the cutoffs, scored on the rest (no habit).
+    # `run` uses it too, for its test-period intervals and its forecast fan.
+    interval_method: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -364,8 +366,8 @@ def _check_ranges(config: Config) -> None:
         (t.clip_norm > 0, "train.clip_norm must be positive"),
         (config.forecast.days >= 1, "forecast.days must be at least 1"),
         (0 <= config.forecast.interval < 1, "forecast.interval must be in [0, 1)"),
-        (config.backtest.interval_method in ("conformal", "scaled"),
-         "backtest.interval_method must be conformal or scaled"),
+        (config.backtest.interval_method in ("auto", "conformal", "scaled", "aci"),
+         "backtest.interval_method must be auto, conformal, scaled or aci"),
         (config.backtest.n_windows >= 1, "backtest.n_windows must be at least 1"),
         (config.backtest.stride >= 1, "backtest.stride must be at least 1"),
         (config.backtest.refit_every >= 0, "backtest.refit_every must be 0 or more"),

@@ -19,12 +19,13 @@ from marketcast.api.results import test_figure
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
 from marketcast.errors import ConfigError
-from marketcast.evaluation.interval_tests import interval_evaluation, volatility_regimes
-from marketcast.evaluation.intervals import (
-    add_sequential_intervals,
-    coverage,
-    ewma_volatility,
+from marketcast.evaluation.adaptive import CALIBRATION, Choice, evaluate_intervals
+from marketcast.evaluation.interval_summary import (
+    intervals_by_ticker,
+    summarize_intervals,
+    ticker_rows,
 )
+from marketcast.evaluation.intervals import coverage
 from marketcast.evaluation.metrics import accuracy, backtest_verdict, compare, lag_copy
 from marketcast.evaluation.multiple import describe, mcs_and_spa
 from marketcast.evaluation.strategy import Strategies, per_ticker_columns
@@ -67,6 +68,14 @@ class BacktestResult(Shown):
     # Trading rules on every model's step-1 forecasts against buy-and-hold (per ticker for
     # many); None when the cutoffs are not consecutive days (--stride above 1).
     strategy: Strategies | None = None
+    # The interval method and, for ``auto``, how it was chosen on the validation cutoffs
+    # (one series: a Choice or None; many tickers: {ticker: Choice or None}).
+    interval_method: str = "conformal"
+    interval_choice: Choice | dict | None = None
+    # Many tickers: each ticker's step-1 interval evaluation per model (intervals.csv) and
+    # their summary with the tests' rejections counted raw and after Benjamini-Hochberg.
+    interval_rows: pd.DataFrame | None = None
+    interval_summary: dict | None = None
 
     @property
     def plots(self) -> tuple[str, ...]:
@@ -146,10 +155,12 @@ def _backtest(config: Config, prices, on_fit, write: bool) -> BacktestResult:
         return _backtest_panel(config, on_fit, write, started)
     frame, series = load_series(config, prices)
     table, fits = walk_forward(series, config, on_fit)
-    if config.forecast.interval > 0:
-        volatility = (ewma_volatility(series.dates, series.y)
-                      if config.backtest.interval_method == "scaled" else None)
-        table = _conformal_unless_own(table, config.forecast.interval, volatility)
+    intervals = None
+    if config.forecast.interval > 0:  # judged as a value-at-risk model would be
+        intervals = evaluate_intervals(table, series.dates, series.y,
+                                       config.forecast.interval,
+                                       config.backtest.interval_method)
+        table = intervals.table
     first = int(np.searchsorted(series.dates.values, table["cutoff"].min().to_datetime64()))
     scale = in_sample_scale(series, first)
     scale_r = float(np.mean(np.abs(np.diff(np.log(series.y[: first + 1])))))
@@ -157,32 +168,19 @@ def _backtest(config: Config, prices, on_fit, write: bool) -> BacktestResult:
     scores_r = accuracy(table, by_step=True, space="log_return", scale=scale_r)
     lag = lag_copy(table)
     pairs = compare(table)
-    cover = pd.DataFrame()
-    if config.forecast.interval > 0:  # judged as a value-at-risk model would be
-        regimes = volatility_regimes(series.dates, series.y)
-        cover = interval_evaluation(table, config.forecast.interval, regimes)
+    cover = pd.DataFrame() if intervals is None else intervals.scores
     mcs, spa = mcs_and_spa(table)
     result = BacktestResult(None, table, scores, scores_r, lag, cover,
                             backtest_verdict(pairs, lag) + describe(mcs, spa), fits, 0.0,
                             comparisons=pairs, mcs=mcs, spa=spa,
-                            strategy=_strategies(table, config))
+                            strategy=_strategies(table, config),
+                            interval_method=(intervals.method if intervals
+                                             else config.backtest.interval_method),
+                            interval_choice=intervals.choice if intervals else None)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_series(result, config, frame)
     return result
-
-
-def _conformal_unless_own(table: pd.DataFrame, level: float,
-                          volatility: pd.Series | None = None) -> pd.DataFrame:
-    """Split-conformal bounds for every model but those that forecast their own (GARCH's
-    from its conditional variance), whose bounds are kept."""
-    own = table[["lower", "upper"]].copy() if "lower" in table.columns else None
-    out = add_sequential_intervals(table.drop(columns=["lower", "upper"], errors="ignore"),
-                                   level, volatility)
-    if own is not None:
-        keep = own["lower"].notna()
-        out.loc[keep, ["lower", "upper"]] = own.loc[keep].to_numpy()
-    return out
 
 
 def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> BacktestResult:
@@ -206,12 +204,15 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
     panel = load_panel(config, parse_tickers(config.data.tickers))
     table, fits, skipped = walk_forward_panel(panel, config, on_fit)
     skipped = {**panel.skipped, **skipped}
-    if config.forecast.interval > 0:
-        scaled = config.backtest.interval_method == "scaled"
-        table = pd.concat([_conformal_unless_own(
-            rows, config.forecast.interval,
-            ewma_volatility(panel.series[t].dates, panel.series[t].y) if scaled else None)
-            for t, rows in table.groupby("ticker", sort=False)], ignore_index=True)
+    choices: dict[str, Choice | None] = {}
+    interval_rows, interval_summary = pd.DataFrame(), {}
+    if config.forecast.interval > 0:  # each ticker chooses on its own validation cutoffs
+        level = config.forecast.interval
+        table, by_ticker = intervals_by_ticker(table, panel.series, level,
+                                               config.backtest.interval_method)
+        choices = {t: one.choice for t, one in by_ticker.items()}
+        interval_rows = ticker_rows(by_ticker)
+        interval_summary = summarize_intervals(interval_rows, level)
     one_series = table.drop(columns="ticker")
     # Pooled over tickers: price units differ, so the per-ticker rows and their
     # distribution carry the comparison; the pooled table shows coverage and the scale.
@@ -230,7 +231,10 @@ def _backtest_panel(config: Config, on_fit, write: bool, started: float) -> Back
         per_ticker = per_ticker.merge(per_ticker_columns(strategies.scores),
                                       on="ticker", how="left")
     result = BacktestResult(None, table, scores, scores_r, lag, cover, [verdict], fits, 0.0,
-                            per_ticker, summary, skipped, strategy=strategies)
+                            per_ticker, summary, skipped, strategy=strategies,
+                            interval_method=config.backtest.interval_method,
+                            interval_choice=choices, interval_rows=interval_rows,
+                            interval_summary=interval_summary)
     result.seconds = time.perf_counter() - started
     if write:
         result.path = _write_panel(result, config, panel)
@@ -246,6 +250,16 @@ def _strategies(table: pd.DataFrame, config: Config) -> Strategies | None:
     return evaluate_strategies(table, config.strategy, seed=config.train.seed)
 
 
+def _method_json(result: BacktestResult) -> dict:
+    """The interval method for metrics.json: the method, and how ``auto`` chose it."""
+    choice = result.interval_choice
+    if isinstance(choice, dict):  # many tickers
+        return {"method": result.interval_method, "calibration": CALIBRATION,
+                "tickers": {t: (c.to_dict() if c else None) for t, c in choice.items()}}
+    return {**(choice.to_dict() if choice else {"method": result.interval_method}),
+            "calibration": CALIBRATION}
+
+
 def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
     from marketcast.api.panel import panel_summary
 
@@ -253,8 +267,13 @@ def _write_panel(result: BacktestResult, config: Config, panel) -> Path:
                             "reason": list(result.skipped.values())})
     return _write(result, config, "backtest-tickers",
                   {**result.distribution, "skipped": len(result.skipped),
+                   **({"intervals": result.interval_summary} if result.interval_summary
+                      else {}),
                    "data": panel_summary(panel)},
-                  {layout.PER_TICKER: result.per_ticker, layout.SKIPPED: skipped})
+                  {layout.PER_TICKER: result.per_ticker, layout.SKIPPED: skipped,
+                   **({layout.INTERVALS: result.interval_rows}
+                      if result.interval_rows is not None and len(result.interval_rows)
+                      else {})})
 
 
 def _write_series(result: BacktestResult, config: Config, frame: pd.DataFrame) -> Path:
@@ -287,6 +306,7 @@ def _write(result: BacktestResult, config: Config, label: str, about_data: dict,
             **({} if result.spa is None else {"spa": result.spa}),
             "interval": config.forecast.interval,
             "coverage": files.json_records(result.coverage),
+            "interval_method": _method_json(result),
             "verdict": result.verdict,
             **({} if result.strategy is None else {"strategy": result.strategy.summary}),
             "wall_seconds": round(result.seconds, 2),

@@ -38,6 +38,10 @@ class GlobalRunResult(Shown):
     tickers: list[str]
     # Trading rules on each ticker's test-period forecasts against its buy-and-hold.
     strategy: Strategies | None = None
+    # Each ticker's step-1 interval evaluation per model and their summary (tickers
+    # rejected by Kupiec and Christoffersen, raw and after Benjamini-Hochberg).
+    interval_rows: pd.DataFrame | None = None
+    interval_summary: dict | None = None
 
     plots = ("theils_u", "loss")
 
@@ -60,6 +64,28 @@ class GlobalRunResult(Shown):
                 h.loc[h["val_loss"].idxmin(), "epoch"]
             return plots.plot_loss(h, int(best))
         return plots.plot_theils_u(self.per_ticker)
+
+
+def judge_intervals(table: pd.DataFrame, panel, config: Config):
+    """Each ticker's test forecasts given intervals calibrated sequentially on its own
+    residuals and judged as a value-at-risk model: the table with bounds, the per-ticker
+    rows (``intervals.csv``), their summary and each ticker's forecast fan settings
+    (:func:`~marketcast.pipeline.series.fan_settings`); no bounds with ``--interval 0``."""
+    from marketcast.evaluation.interval_summary import (
+        intervals_by_ticker,
+        summarize_intervals,
+        ticker_rows,
+    )
+    from marketcast.pipeline.series import fan_settings
+
+    level = config.forecast.interval
+    if not level:
+        return table, pd.DataFrame(), {}, {}
+    table, by_ticker = intervals_by_ticker(table, panel.series, level,
+                                           config.backtest.interval_method)
+    rows = ticker_rows(by_ticker)
+    fans = {t: fan_settings(one, panel.series[t], level) for t, one in by_ticker.items()}
+    return table, rows, summarize_intervals(rows, level), fans
 
 
 def run_global(config: Config, callback: Callback | None = None,
@@ -97,17 +123,19 @@ def run_global(config: Config, callback: Callback | None = None,
     with run_session.session(config, resume, label="global") as session:
         fit = fit_global(panel, config, callback, session.store)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
-        strategies = None
+        strategies, interval_rows, interval_summary, fans = None, pd.DataFrame(), {}, {}
         if evaluate:
             per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
+            table, interval_rows, interval_summary, fans = judge_intervals(table, panel,
+                                                                           config)
             summary = summarize_tickers(per_ticker)
             per_ticker, strategies = trade_tickers(per_ticker, table, config)
             residuals = ticker_residuals(fit, panel, config)
-            future = forecast_tickers(fit, panel, config, residuals)
+            future = forecast_tickers(fit, panel, config, residuals, fans)
         verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                                   per_ticker["lstm_vs_naive_adjusted"].tolist())
                    if evaluate else "")
-        tensors, meta = global_state(fit, panel)
+        tensors, meta = global_state(fit, panel, fans)
         history = pd.DataFrame([vars(e) for e in fit.history])
         skipped = pd.DataFrame({"ticker": list(panel.skipped),
                                 "reason": list(panel.skipped.values())})
@@ -125,6 +153,8 @@ def run_global(config: Config, callback: Callback | None = None,
                 files.write_csv(out / layout.RESIDUALS, residuals, float_format="%.17g")
                 files.write_csv(out / layout.FORECAST, future)
                 files.write_csv(out / layout.STRATEGY, strategies.table)
+                if len(interval_rows):
+                    files.write_csv(out / layout.INTERVALS, interval_rows)
             run_folder.save_model(out, tensors, {
                 **meta, "config": config.to_dict(),
                 "versions": files.package_versions(MODEL_PACKAGES),
@@ -133,6 +163,7 @@ def run_global(config: Config, callback: Callback | None = None,
                 "kind": "global", "tickers": len(panel.series), **summary,
                 "verdict": [verdict] if verdict else [],
                 **({"strategy": strategies.summary} if strategies else {}),
+                **({"intervals": interval_summary} if interval_summary else {}),
                 "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
@@ -140,7 +171,8 @@ def run_global(config: Config, callback: Callback | None = None,
             })
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))
     return GlobalRunResult(folder.final, per_ticker, summary, verdict, panel.skipped, history,
-                           seconds, future, panel.tickers, strategies)
+                           seconds, future, panel.tickers, strategies, interval_rows,
+                           interval_summary)
 
 
 @dataclass
@@ -154,6 +186,8 @@ class GlobalEvaluation(Shown):
     verdict: str
     table: pd.DataFrame
     strategy: Strategies | None = None
+    interval_rows: pd.DataFrame | None = None
+    interval_summary: dict | None = None
 
     plots = ("theils_u",)
 
@@ -214,11 +248,13 @@ def evaluate_global(run_dir: str | Path,
             "model was trained (or is missing); evaluate with the original file or train again"
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
+    table, interval_rows, interval_summary, _ = judge_intervals(table, panel, config)
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                              per_ticker["lstm_vs_naive_adjusted"].tolist())
     per_ticker, strategies = trade_tickers(per_ticker, table, config)
-    return GlobalEvaluation(per_ticker, summary, verdict, table, strategies)
+    return GlobalEvaluation(per_ticker, summary, verdict, table, strategies, interval_rows,
+                            interval_summary)
 
 
 def panel_summary(panel) -> dict:

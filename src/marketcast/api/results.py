@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -15,6 +16,9 @@ from marketcast.evaluation.strategy import Strategies
 from marketcast.models import BaseForecaster, LSTMForecaster
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series
+
+if TYPE_CHECKING:  # scipy.stats behind it: not imported for `forecast`
+    from marketcast.evaluation.adaptive import Intervals
 
 
 @dataclass
@@ -50,6 +54,11 @@ class Evaluation(Shown):
     comparisons: pd.DataFrame | None = None
     # Trading rules on every model's test-period forecasts against buy-and-hold.
     strategy: Strategies | None = None
+    # The test forecasts' intervals (calibrated sequentially) judged as a value-at-risk
+    # model; None with --interval 0.
+    intervals: Intervals | None = None
+    # How the forecast fan is calibrated (pipeline.series.fan_settings); saved in model.json.
+    fan: dict | None = None
 
     plots = ("test", "residuals", "strategy")
 

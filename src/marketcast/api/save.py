@@ -59,6 +59,8 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         "data_rows": len(trained.frame),
         "versions": files.package_versions(MODEL_PACKAGES),
     })
+    if evaluation is not None and evaluation.fan is not None:
+        meta["fan"] = evaluation.fan  # how `forecast` redraws the interval of the fan
     run_folder.save_model(out, tensors, meta)
     summary = {
         "data": summarize(trained.frame, config.data.target),
@@ -81,6 +83,10 @@ def _write_contents(out: Path, trained: Trained, evaluation, future, seconds) ->
         # The p-values behind the verdict, exact: the report words its cards from these.
         summary["comparisons"] = files.json_records(evaluation.comparisons)
         summary["verdict"] = evaluation.verdict
+        if evaluation.intervals is not None:
+            summary["interval"] = config.forecast.interval
+            summary["coverage"] = files.json_records(evaluation.intervals.scores)
+            summary["interval_method"] = evaluation.intervals.to_dict()
         if evaluation.strategy is not None:
             files.write_csv(out / layout.STRATEGY, evaluation.strategy.table)
             summary["strategy"] = evaluation.strategy.summary

@@ -19,11 +19,13 @@ from marketcast.config import LIMITS, Config
 from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
+from marketcast.evaluation.intervals import ewma_volatility
 from marketcast.models import LSTMForecaster, NaiveForecaster
 from marketcast.nn.train import Callback, Checkpoints
 from marketcast.pipeline.series import (
     Series,
     add_interval,
+    fan_settings,
     fit_models,
     future_days,
     future_forecast,
@@ -79,21 +81,33 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
 
 def evaluate(trained: Trained) -> Evaluation:
     """Score every model on the test period, each forecasting from the true history only,
-    and trade on its one-day-ahead forecasts (:mod:`marketcast.evaluation.strategy`)."""
+    and trade on its one-day-ahead forecasts (:mod:`marketcast.evaluation.strategy`).
+
+    Each test forecast gets an interval calibrated only on the test residuals known at its
+    cutoff (as in a backtest), judged as a value-at-risk model on the cutoffs after the
+    choice of method (:func:`marketcast.evaluation.adaptive.evaluate_intervals`)."""
     # scipy.stats and arch: not for `forecast`
     from marketcast.evaluation import strategy
+    from marketcast.evaluation.adaptive import evaluate_intervals
     from marketcast.evaluation.metrics import accuracy, compare, verdict
 
     config, lstm = trained.config, trained.lstm
     table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
+    intervals = None
+    if config.forecast.interval:  # calibrated sequentially: never on the residual judged
+        intervals = evaluate_intervals(table, trained.series.dates, trained.series.y,
+                                       config.forecast.interval,
+                                       config.backtest.interval_method)
+        table = intervals.table
     scores = accuracy(table)
     comparisons = compare(table, ["lstm"])
     # Recursion needs the target as only input; with extra features stop at the horizon.
     steps = config.forecast.days if lstm.transform_.n_features_ == 1 else config.model.horizon
     residuals = test_residuals(lstm, trained.series, trained.split, steps)
     strategies = strategy.evaluate(table, config.strategy, seed=config.train.seed)
+    fan = fan_settings(intervals, trained.series, config.forecast.interval)
     return Evaluation(table, scores, accuracy(table, by_step=True), verdict(comparisons),
-                      residuals, comparisons, strategies)
+                      residuals, comparisons, strategies, intervals, fan)
 
 
 def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
@@ -226,7 +240,13 @@ class _SavedRun:
             residuals = self.residuals
             if "ticker" in residuals.columns:  # a global model's: that ticker's own residuals
                 residuals = residuals[residuals["ticker"] == meta["ticker"]]
-            future = add_interval(future, residuals, level)
+            fan = meta.get("fan") or {"volatility": None}
+            volatility = fan["volatility"]
+            if volatility is not None and data is not None:  # the newer data's own
+                volatility = float(ewma_volatility(series.dates, series.y).iloc[-1])
+            if interval is None and "level" in fan:
+                level = fan["level"]
+            future = add_interval(future, residuals, level, volatility=volatility)
         return future
 
 
@@ -322,5 +342,7 @@ def _run(config: Config, prices, callback, store, started: float) -> RunResult:
         future_days(trained.series, config.model.horizon, config.forecast.days),
     )
     if config.forecast.interval:
-        future = add_interval(future, evaluation.residuals, config.forecast.interval)
+        fan = evaluation.fan
+        future = add_interval(future, evaluation.residuals, fan["level"],
+                              volatility=fan["volatility"])
     return RunResult(None, trained, evaluation, future, time.perf_counter() - started)

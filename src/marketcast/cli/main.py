@@ -63,6 +63,7 @@ def run(config, resume, track) -> None:
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
     _print_scores(result.evaluation)
+    _print_intervals(result.evaluation.intervals)
     _print_strategy(result.evaluation.strategy)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
               f"{result.forecast['date'].iloc[0].date()} to "
@@ -117,6 +118,7 @@ def backtest(config, track) -> None:
     result = backtest_api(config, on_fit=on_fit)
     if result.per_ticker is not None:
         _print_distribution(result)
+        _print_interval_summary(result.interval_summary)
         _print_strategy(result.strategy, table=False)
         if result.skipped:
             out.print(f"skipped {len(result.skipped)} tickers "
@@ -153,6 +155,7 @@ def _run_global(config, resume, track=None) -> None:
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
     _print_distribution(result)
+    _print_interval_summary(result.interval_summary)
     _print_strategy(result.strategy, table=False)
     if result.skipped:
         shown = ", ".join(list(result.skipped)[:5])
@@ -175,9 +178,11 @@ def evaluate(run_dir) -> None:
     result = evaluate_run(run_dir)
     if isinstance(result, Evaluation):
         _print_scores(result)
+        _print_intervals(result.intervals)
         _print_strategy(result.strategy)
         return
     _print_distribution(result)
+    _print_interval_summary(result.interval_summary)
     _print_strategy(result.strategy, table=False)
     out.print(rich_table("test period per ticker", result.per_ticker, [
         (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
@@ -251,19 +256,45 @@ def _print_scores(evaluation) -> None:
         out.print(f"verdict: {line}", soft_wrap=True)
 
 
+INTERVAL_COLUMNS = [
+    ("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
+    ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}"),
+    ("interval_score", "interval score", "{:.2f}"),
+    ("coverage_low", "calm %", "{:.1f}"), ("coverage_high", "storm %", "{:.1f}"),
+    ("kupiec_p", "Kupiec p", "{:.3g}"), ("christoffersen_cc_p", "Christoffersen p", "{:.3g}"),
+]
+
+
+def _print_interval_table(scores, method: str, choice, where: str) -> None:
+    if len(scores):
+        out.print(rich_table(f"{method} intervals ({where}, calibrated sequentially)", scores,
+                             [c for c in INTERVAL_COLUMNS if c[0] in scores.columns]))
+    if choice is not None:
+        out.print(f"intervals: {choice.sentence()}", soft_wrap=True)
+
+
+def _print_intervals(intervals) -> None:
+    """A run's test-period intervals judged as a value-at-risk model, and the method."""
+    if intervals is not None:
+        _print_interval_table(intervals.scores, intervals.method, intervals.choice,
+                              "test period")
+
+
+def _print_interval_summary(summary) -> None:
+    from marketcast.evaluation.interval_summary import summary_lines
+
+    for line in summary_lines(summary or {}):
+        out.print(f"intervals: {line}", soft_wrap=True)
+    if summary:
+        out.print(f"intervals: {summary['note']} Per ticker: intervals.csv", soft_wrap=True)
+
+
 def _print_backtest(result) -> None:
     columns = SCORE_COLUMNS[:1] + [("step", "step", "{}")] + SCORE_COLUMNS[1:4] + [
         ("mase", "MASE", "{:.3f}")] + SCORE_COLUMNS[5:]
     out.print(rich_table("walk-forward backtest (price units)", result.scores, columns))
-    if len(result.coverage):
-        shown = [("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
-                 ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}"),
-                 ("interval_score", "interval score", "{:.2f}"),
-                 ("coverage_low", "calm %", "{:.1f}"), ("coverage_high", "storm %", "{:.1f}"),
-                 ("kupiec_p", "Kupiec p", "{:.3g}"),
-                 ("christoffersen_cc_p", "Christoffersen p", "{:.3g}")]
-        out.print(rich_table("conformal intervals", result.coverage,
-                             [c for c in shown if c[0] in result.coverage.columns]))
+    _print_interval_table(result.coverage, result.interval_method, result.interval_choice,
+                          "walk-forward")
     for line in result.verdict:
         out.print(f"verdict: {line}", soft_wrap=True)
 

@@ -39,6 +39,10 @@ MODEL_OPTIONS = [
     ("--days", "forecast.days", int, "Trading days to forecast (30)."),
     ("--interval", "forecast.interval", float,
      "Conformal prediction interval coverage, 0 for none (0.9)."),
+    ("--interval-method", "backtest.interval_method",
+     click.Choice(["auto", "conformal", "scaled", "aci"]),
+     "Interval calibration: conformal, scaled by the EWMA volatility, aci (scaled, miss "
+     "level adapted online) or auto: the best on the first third of cutoffs (auto)."),
     ("--runs-dir", "output.runs_dir", str, "Folder for run folders (runs)."),
     ("--name", "output.name", str, "Run folder name (default: time stamp and data)."),
 ]
@@ -48,8 +52,6 @@ BACKTEST_OPTIONS = [
     ("--n-windows", "backtest.n_windows", int, "Forecast cutoffs (250)."),
     ("--stride", "backtest.stride", int, "Trading days between cutoffs (1)."),
     ("--step", "backtest.step", int, "Old name of --stride (deprecated)."),
-    ("--interval-method", "backtest.interval_method", click.Choice(["conformal", "scaled"]),
-     "Interval calibration: conformal, or scaled by the EWMA volatility (conformal)."),
     ("--train-size", "backtest.train_size", int,
      "Fixed training rows per fit (default: expanding window)."),
     ("--refit-every", "backtest.refit_every", int,

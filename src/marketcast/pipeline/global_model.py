@@ -61,12 +61,14 @@ def fit_global(panel: Panel, config: Config, callback: Callback | None = None,
     return GlobalFit(models, first.history_, first.best_epoch_, train, val)
 
 
-def global_state(fit: GlobalFit, panel: Panel) -> tuple[dict, dict]:
+def global_state(fit: GlobalFit, panel: Panel,
+                 fans: dict[str, dict] | None = None) -> tuple[dict, dict]:
     """Weights (for safetensors) and JSON metadata of a global model.
 
     The metadata holds what is shared (settings, features, best epoch) and, per ticker,
     its scaler and the last days a forecast starts from (the end of its data), with their
-    dates. :func:`ticker_meta` turns it back into the metadata of one ticker's model.
+    dates, and how its forecast fan is drawn (``fans``, when evaluated). :func:`ticker_meta`
+    turns it back into the metadata of one ticker's model.
     """
     tickers = {}
     for ticker, model in fit.models.items():
@@ -78,6 +80,7 @@ def global_state(fit: GlobalFit, panel: Panel) -> tuple[dict, dict]:
             "context_X": None if one.X is None else one.X[-rows:].tolist(),
             "context_dates": [d.date().isoformat() for d in one.dates[-rows:]],
             "data_sha256": series_sha256(one),
+            **({"fan": fans[ticker]} if fans and ticker in fans else {}),
         }
         meta.pop("context_y"), meta.pop("context_X")
     first = next(iter(panel.series.values()))
@@ -100,25 +103,31 @@ def forecast_days(panel: Panel, config: Config) -> int:
 
 def ticker_residuals(fit: GlobalFit, panel: Panel, config: Config) -> pd.DataFrame:
     """Each ticker's out-of-sample test residuals per step (as for one series):
-    ``ticker, step, abs_log_residual``; they calibrate that ticker's intervals."""
+    ``ticker, step, abs_log_residual, volatility``; they calibrate that ticker's
+    intervals."""
     days = forecast_days(panel, config)
     frames = [test_residuals(fit.models[t], one, panel.splits[t], days).assign(ticker=t)
               for t, one in panel.series.items()]
-    return pd.concat(frames, ignore_index=True)[["ticker", "step", "abs_log_residual"]]
+    return pd.concat(frames, ignore_index=True)[["ticker", "step", "abs_log_residual",
+                                                 "volatility"]]
 
 
 def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,
-                     residuals: pd.DataFrame | None = None) -> pd.DataFrame:
+                     residuals: pd.DataFrame | None = None,
+                     fans: dict[str, dict] | None = None) -> pd.DataFrame:
     """The next trading days of every ticker, from the end of its data: a long table
     ``ticker, date, lstm, [lstm_lower, lstm_upper,] naive`` (only ``--horizon`` days with
-    extra features), with each ticker's conformal interval from its own ``residuals``."""
+    extra features), with each ticker's conformal interval from its own ``residuals``,
+    drawn as ``fans[ticker]`` says (:func:`~marketcast.pipeline.series.fan_settings`)."""
     days, level = forecast_days(panel, config), config.forecast.interval
     frames = []
     for ticker, one in panel.series.items():
         pair = {"lstm": fit.models[ticker], "naive": make_model("naive", config).fit(one.y, one.X)}
         future = future_forecast(pair, one, days)
         if level and residuals is not None:
-            future = add_interval(future, residuals[residuals["ticker"] == ticker], level)
+            fan = (fans or {}).get(ticker, {"level": level, "volatility": None})
+            future = add_interval(future, residuals[residuals["ticker"] == ticker],
+                                  fan["level"], volatility=fan["volatility"])
         frames.append(future.assign(ticker=ticker))
     table = pd.concat(frames, ignore_index=True)
     return table[["ticker", *(c for c in table.columns if c != "ticker")]]

@@ -15,7 +15,7 @@ import pandas as pd
 from marketcast.calendar import next_trading_days
 from marketcast.config import Config
 from marketcast.data import load_prices
-from marketcast.evaluation.intervals import step_quantiles
+from marketcast.evaluation.intervals import ewma_volatility, step_quantiles
 from marketcast.models import RUN_MODELS, BaseForecaster, make_model
 from marketcast.models.windows import Split, split_rows
 from marketcast.nn.train import Callback, Checkpoints
@@ -146,21 +146,43 @@ def future_forecast(models: dict[str, BaseForecaster], series: Series, days: int
 
 def test_residuals(model: BaseForecaster, series: Series, split: Split, h: int) -> pd.DataFrame:
     """Out-of-sample absolute log residuals per step on the test period: ``step,
-    abs_log_residual``. Every cutoff from the day before the test period forecasts ``h``
-    days ahead (recursively if need be); steps whose target lies past the data are dropped."""
+    abs_log_residual, volatility`` (the EWMA volatility known at the forecast's cutoff).
+    Every cutoff from the day before the test period forecasts ``h`` days ahead
+    (recursively if need be); steps whose target lies past the data are dropped."""
     cutoffs = np.arange(max(split.test_start - 1, 0), len(series.y) - 1, dtype=np.int64)
     y_hat = model.predict_cutoffs(series.y, series.X, cutoffs, h)  # (n, h)
     targets = cutoffs[:, None] + np.arange(1, h + 1)[None, :]
     known = targets < len(series.y)
     residual = np.abs(np.log(series.y[np.where(known, targets, 0)] / y_hat))
     steps = np.broadcast_to(np.arange(1, h + 1), targets.shape)
-    return pd.DataFrame({"step": steps[known], "abs_log_residual": residual[known]})
+    sigma = ewma_volatility(series.dates, series.y).to_numpy()[cutoffs]
+    sigma = np.broadcast_to(sigma[:, None], targets.shape)
+    return pd.DataFrame({"step": steps[known], "abs_log_residual": residual[known],
+                         "volatility": sigma[known]})
 
 
 def add_interval(future: pd.DataFrame, residuals: pd.DataFrame, level: float,
-                 model: str = "lstm") -> pd.DataFrame:
-    """``<model>_lower`` and ``<model>_upper`` columns from conformal quantiles per step."""
-    q = step_quantiles(residuals, level)
+                 model: str = "lstm", volatility: float | None = None) -> pd.DataFrame:
+    """``<model>_lower`` and ``<model>_upper`` columns from conformal quantiles per step.
+
+    With ``volatility`` (the EWMA daily volatility at the last date) and residuals that
+    carry the volatility at their cutoffs, the quantiles are those of the residuals over
+    ``volatility_at_cutoff * sqrt(step)``, scaled back by ``volatility * sqrt(step)``: the
+    fan widens by the EWMA's term structure. RiskMetrics' EWMA is an integrated GARCH
+    whose variance forecast is flat per day, so its ``k``-day variance is ``k`` times
+    today's: ``sqrt(step)``, the same normalisation the intervals were calibrated and
+    backtested with (a GARCH term structure here would be a different interval from the
+    one judged). The fan is kept non-decreasing in step: no price ``k + 1`` days ahead is
+    more certain than ``k`` days ahead under any of these models.
+    """
+    if volatility is None or "volatility" not in residuals.columns:
+        q = step_quantiles(residuals, level)
+    else:
+        steps = residuals["step"].to_numpy(float)
+        scores = residuals.assign(abs_log_residual=residuals["abs_log_residual"]
+                                  / (residuals["volatility"] * np.sqrt(steps)))
+        q = step_quantiles(scores.dropna(subset=["abs_log_residual"]), level)
+        q = np.maximum.accumulate(q * volatility * np.sqrt(np.arange(1, len(q) + 1)))
     per_day = np.full(len(future), np.inf)
     per_day[: min(len(q), len(future))] = q[: len(future)]
     per_day[~np.isfinite(per_day)] = np.nan
@@ -169,6 +191,23 @@ def add_interval(future: pd.DataFrame, residuals: pd.DataFrame, level: float,
     out.insert(position, f"{model}_lower", out[model] * np.exp(-per_day))
     out.insert(position + 1, f"{model}_upper", out[model] * np.exp(per_day))
     return out
+
+
+def fan_settings(intervals, series: Series, level: float, model: str = "lstm") -> dict:
+    """How the forecast fan is drawn, from the test period's ``intervals``
+    (:class:`~marketcast.evaluation.adaptive.Intervals`, or None): ``method``, ``level`` and
+    ``volatility`` (the EWMA volatility at the last date; None for plain conformal). After
+    ``aci``, the level is the one ACI had reached at the last test cutoff of ``model``."""
+    method = intervals.method if intervals is not None else "conformal"
+    if method == "conformal":
+        return {"method": method, "level": level, "volatility": None}
+    sigma = float(ewma_volatility(series.dates, series.y).iloc[-1])
+    if method == "aci":
+        rows = intervals.table[(intervals.table["model"] == model)
+                               & (intervals.table["step"] == 1)].dropna(subset=["alpha_t"])
+        if len(rows):
+            level = 1.0 - float(rows.sort_values("cutoff")["alpha_t"].iloc[-1])
+    return {"method": method, "level": level, "volatility": sigma}
 
 
 def wide_predictions(table: pd.DataFrame) -> pd.DataFrame:

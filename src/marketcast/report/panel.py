@@ -165,7 +165,44 @@ def _tickers(run: RunFiles, per_ticker) -> dict:
         {"kind": "text", "text": "The LSTM is "
          f"{tally(per_ticker['lstm_vs_naive'], model_label(BENCHMARK))}."
          + adjusted_tally(per_ticker)},
-        every)
+        every, *interval_blocks(run))
+
+
+# Interval summary per model over tickers: (key of metrics["intervals"], heading, format).
+INTERVAL_SUMMARY = [
+    ("tickers", "tickers", "{}"), ("pooled_coverage", "pooled coverage %", "{:.1f}"),
+    ("median_coverage", "median coverage %", "{:.1f}"),
+    ("median_coverage_low", "calm %", "{:.1f}"), ("median_coverage_mid", "middle %", "{:.1f}"),
+    ("median_coverage_high", "storm %", "{:.1f}"),
+    ("kupiec_rejected", "Kupiec rejects", "{}"),
+    ("kupiec_rejected_adjusted", "after BH", "{}"),
+    ("christoffersen_rejected", "Christoffersen rejects", "{}"),
+    ("christoffersen_rejected_adjusted", "after BH", "{}"),
+]
+
+
+def interval_blocks(run: RunFiles) -> list[dict]:
+    """Each ticker's one-day-ahead intervals judged as a value-at-risk model: the summary
+    per model with the tests' rejections counted raw and after Benjamini-Hochberg, and
+    every ticker's row (intervals.csv)."""
+    summary = run.metrics.get("intervals")
+    if not summary:
+        return []
+    rows = [[{"model": model}, *(fmt(one.get(k), f) for k, _, f in INTERVAL_SUMMARY)]
+            for model, one in summary["models"].items()]
+    blocks = [{"kind": "table", "caption": f"One-day-ahead {summary['level']:.0%} intervals "
+               "over tickers, each calibrated only on the residuals known at its cutoff "
+               "(medians of per-ticker coverage; volatility terciles known at each cutoff)",
+               "columns": ["model", *[h for _, h, _ in INTERVAL_SUMMARY]], "rows": rows},
+              note(summary["note"])]
+    per_ticker = run.csv("intervals.csv", dates=())
+    if per_ticker is not None and len(per_ticker):
+        shown = [c for c in per_ticker.columns if c not in ("pinball_lower", "pinball_upper")]
+        blocks.append({"kind": "table", "caption": "Every ticker's intervals (intervals.csv)",
+                       "columns": [c.replace("_", " ") for c in shown], "collapsed": True,
+                       "rows": [[fmt(r[c], "{:.4g}" if isinstance(r[c], float) else "{}")
+                                 for c in shown] for _, r in per_ticker.iterrows()]})
+    return blocks
 
 
 def _forecast(run: RunFiles) -> dict:

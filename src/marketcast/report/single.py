@@ -294,14 +294,54 @@ def interval_table(cover: list[dict]) -> dict:
                       *[fmt(r.get(k), f) for k, _, f in columns]] for r in cover]}
 
 
+METHOD_NAMES = {
+    "conformal": "split-conformal on the residuals as they are",
+    "scaled": "split-conformal on residuals over the EWMA volatility known at each cutoff",
+    "aci": "adaptive conformal (miss level updated online) on volatility-scaled residuals",
+}
+
+
+def method_text(metrics: dict) -> str:
+    """How the intervals were calibrated and, for ``auto``, how the method was chosen."""
+    about = metrics.get("interval_method")
+    if not isinstance(about, dict) or "method" not in about:
+        return "Intervals: split-conformal."
+    method = about["method"]
+    text = f"Intervals: {method} ({METHOD_NAMES.get(method, method)})."
+    if "validation_scores" in about:
+        scores = ", ".join(f"{m} {fmt(v, '{:.4g}')}"
+                           for m, v in about["validation_scores"].items())
+        first, last = about["validation_cutoffs"]
+        scored = (f"the table scores the cutoffs from {about['evaluation_from']} on only"
+                  if about.get("evaluation_from") else "no cutoff was left to score them on")
+        text += (f" Chosen by the lowest mean interval score on the validation cutoffs "
+                 f"{first} to {last} ({scores}); {scored}, so the outcomes that chose it "
+                 "are not scored.")
+    return text
+
+
+def fan_caption(fan: dict | None, level) -> str:
+    """What the band of the forecast plot is, from model.json's ``fan``."""
+    if not fan or fan.get("volatility") is None:
+        return (f"The band is a {fmt(level, '{:.0%}')} split-conformal interval calibrated per "
+                "step on the LSTM's out-of-sample test residuals.")
+    adapted = (f" at the {fan['level']:.1%} level adaptive conformal inference had reached "
+               "by the last test cutoff" if fan["method"] == "aci" else "")
+    return (f"The band is a {fmt(level, '{:.0%}')} {fan['method']} interval{adapted}: "
+            "quantiles per step of the LSTM's test residuals over the EWMA volatility at "
+            "their cutoff times the square root of the step, scaled by today's volatility "
+            f"({fan['volatility']:.2%} a day) times the square root of the step, so the fan "
+            "widens with the volatility model's term structure.")
+
+
 def forecast_section(run: RunFiles) -> dict:
     level = run.config.get("forecast", {}).get("interval")
     if run.kind == "backtest":
         cover = run.metrics.get("coverage", [])
         return section("forecast", note(
             "A backtest makes no forecast past the end of its data: `marketcast run` does. "
-            f"Below, how often the {fmt(level, '{:.0%}')} conformal interval of each "
-            "walk-forward forecast held the outcome."),
+            f"Below, how often the {fmt(level, '{:.0%}')} interval of each "
+            "walk-forward forecast held the outcome. " + method_text(run.metrics)),
             interval_table(cover) if cover else None)
     future, meta = run.csv("forecast.csv"), run.meta
     if future is None or "context_dates" not in meta:
@@ -313,17 +353,22 @@ def forecast_section(run: RunFiles) -> dict:
                          pd.Series(meta["context_y"], index=pd.to_datetime(meta["context_dates"]))])
     history = history[~history.index.duplicated()].sort_index()
     has_interval = "lstm_lower" in future and future["lstm_lower"].notna().any()
-    caption = (f"The band is a {level:.0%} split-conformal interval calibrated per step on the "
-               "LSTM's out-of-sample test residuals." if has_interval else
+    caption = (fan_caption(meta.get("fan"), level) if has_interval else
                "No interval: turned off (--interval 0) or too few test residuals.")
     rows = [[f"{r['date']:%Y-%m-%d}", *[fmt(r[c], "{:.2f}") for c in future.columns[1:]]]
             for _, r in future.iterrows()]
+    cover = run.metrics.get("coverage", [])
+    judged = [note(f"How often the {fmt(level, '{:.0%}')} interval of each test-period "
+                   "forecast held the outcome, each interval calibrated only on the test "
+                   "residuals known at its cutoff (never on the residual it is judged on). "
+                   + method_text(run.metrics)), interval_table(cover)] if cover else []
     return section(
         "forecast",
         figure(plots.plot_forecast, history, future, run.target, level=level,
                 alt="Price history and forecast fan", caption=caption),
         {"kind": "table", "caption": "Forecast on NYSE trading dates (price units)",
-         "columns": ["date", *future.columns[1:]], "rows": rows, "collapsed": True})
+         "columns": ["date", *future.columns[1:]], "rows": rows, "collapsed": True},
+        *judged)
 
 
 def residuals_section(run: RunFiles) -> dict:

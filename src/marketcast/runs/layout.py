@@ -58,6 +58,8 @@ TRIALS = "trials.csv"
 EPOCHS = "epochs.csv"
 STUDY = "study.csv"
 BEST_CONFIG = "best_config.toml"
+# Many tickers: each ticker's interval evaluation per model (evaluation.interval_summary).
+INTERVALS = "intervals.csv"
 LOSS_PLOT = "loss.png"
 TEST_PLOT = "test.png"
 FORECAST_PLOT = "forecast.png"
