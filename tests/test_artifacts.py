@@ -66,6 +66,10 @@ def everywhere(key, value):
 
 
 EDITS = [
+    ("fan method unknown", lambda m: m["fan"].update(method="magic"),
+     "fan.method is 'magic', not one of conformal, scaled, aci"),
+    ("fan level out of range", lambda m: m["fan"].update(level=1.5),
+     "fan.level is 1.5, not between 0 and 1"),
     ("scaler of the wrong length", lambda m: scaler(m).update(min=[0.0, 1.0]),
      "transform.scaler.min must be a list of 1 numbers"),
     ("negative lookback", everywhere("lookback", -5), "model.lookback must be at least 1"),

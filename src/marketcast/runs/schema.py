@@ -21,8 +21,10 @@ from marketcast.errors import ArtifactError, ConfigError, shown
 # Keys of a model.json: the shared ones, and those each ticker of a global model has.
 TOP_KEYS = {"format_version", "model", "train", "transform", "best_epoch", "context_y",
             "context_X", "config", "features", "context_dates", "data_sha256", "data_rows",
-            "versions", "kind", "tickers"}
+            "versions", "kind", "tickers", "fan"}
 TICKER_KEYS = {"transform", "context_y", "context_X", "context_dates", "data_sha256"}
+FAN_KEYS = {"method", "level", "volatility"}
+FAN_METHODS = ("conformal", "scaled", "aci")
 TRANSFORM_KEYS = {"lookback", "horizon", "target_transform", "n_features", "scaler"}
 # Scaler bounds and context values beyond this are no data marketcast reads (MAX_PRICE).
 LARGEST = 1e50
@@ -91,12 +93,33 @@ def validate_model_spec(meta: object, shapes: Mapping[str, tuple[int, ...]],
             check.fail("tickers", "must be a non-empty table of tickers")
         for ticker, one in tickers.items():
             field = f"tickers.{shown(ticker)}"
-            check.table(one, field, TICKER_KEYS, TICKER_KEYS)
+            check.table(one, field, TICKER_KEYS | {"fan"}, TICKER_KEYS)
             _context(check, one, m, len(features), f"{field}.")
+            _fan(check, one, f"{field}.")
     else:
         _context(check, meta, m, len(features), "")
+        _fan(check, meta, "")
     _shapes(check, shapes, len(features), m.units, m.layers, m.horizon)
     return meta
+
+
+def _fan(check: _Fields, meta: dict, prefix: str) -> None:
+    """How the forecast fan is drawn (:func:`marketcast.pipeline.series.fan_settings`)."""
+    if "fan" not in meta:
+        return
+    field = f"{prefix}fan"
+    fan = check.table(meta["fan"], field, FAN_KEYS, FAN_KEYS)
+    if fan["method"] not in FAN_METHODS:
+        check.fail(f"{field}.method", f"is {shown(fan['method'])}, not one of "
+                   f"{', '.join(FAN_METHODS)}")
+    level = check.numbers([fan["level"]], f"{field}.level", 1)[0]
+    if not 0 < level < 1:
+        check.fail(f"{field}.level", f"is {level}, not between 0 and 1")
+    if fan["method"] == "conformal":
+        if fan["volatility"] is not None:
+            check.fail(f"{field}.volatility", "must be null for conformal intervals")
+    else:
+        check.numbers([fan["volatility"]], f"{field}.volatility", 1, positive=True)
 
 
 def check_finite_weights(arrays: Mapping[str, object], where: str) -> None:
