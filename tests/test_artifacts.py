@@ -156,3 +156,33 @@ def test_validate_model_spec_accepts_what_was_written(folder):
     assert validate_model_spec(meta, shapes) is meta
     with pytest.raises(ArtifactError, match="lstm.weight_hh_l1 is missing"):
         validate_model_spec(meta, {k: s for k, s in shapes.items() if k != "lstm.weight_hh_l1"})
+
+
+def edit_metrics(folder, change):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    change(metrics)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    reseal(folder)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.update(metrics="x"), "metrics.json: metrics is 'x', of the wrong type"),
+    (lambda m: m.update(environment=3), "metrics.json: environment is 3, of the wrong type"),
+    (lambda m: m.update(best_epoch="a"), "metrics.json: best_epoch is 'a', of the wrong type"),
+    (lambda m: m["metrics"].__setitem__(0, 5), "metrics.json: metrics must be a list of tables"),
+    (lambda m: m["metrics"][0].update(rmse="x"), "holds values marketcast did not write"),
+])
+def test_resealed_edits_of_metrics_json_are_one_line(capsys, folder, change, message):
+    edit_metrics(folder, change)
+    code, _, err = cli(capsys, "report", str(folder))
+    assert_one_line_error(code, err, message)
+
+
+def test_an_interrupted_report_rewrite_says_how_to_repair(capsys, folder):
+    (folder / "report.html").write_text("<html>half</html>")  # renamed in, manifest not yet
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))
+    assert_one_line_error(code, err, f"rewrite it with `marketcast report {folder}`")
+    code, _, err = cli(capsys, "report", str(folder))
+    assert code == 0, err
+    code, out, err = cli(capsys, "forecast", "--run", str(folder))
+    assert code == 0 and out.startswith("date,lstm"), err

@@ -31,7 +31,7 @@ from marketcast.files import (
     write_tensors,
     write_text,
 )
-from marketcast.runs.layout import MANIFEST, MODEL_META, WEIGHTS, Kind, guess_kind
+from marketcast.runs.layout import MANIFEST, MODEL_META, REPORT, WEIGHTS, Kind, guess_kind
 from marketcast.runs.schema import check_finite_weights, validate_model_spec
 
 FORMAT_VERSION = 1
@@ -203,6 +203,11 @@ def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str,
                                 "files: use an untouched run folder")
         if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
+        if sha256_file(path) != digest and name == REPORT:
+            raise ArtifactError(
+                f"{path} does not match its sha256 in {MANIFEST} (a report being rewritten "
+                f"was interrupted, or it was edited); rewrite it with `marketcast report "
+                f"{folder}`")
         if sha256_file(path) != digest:
             raise ArtifactError(
                 f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "
