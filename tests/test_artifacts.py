@@ -160,3 +160,71 @@ def test_validate_model_spec_accepts_what_was_written(folder):
     assert validate_model_spec(meta, shapes) is meta
     with pytest.raises(ArtifactError, match="lstm.weight_hh_l1 is missing"):
         validate_model_spec(meta, {k: s for k, s in shapes.items() if k != "lstm.weight_hh_l1"})
+
+
+def edit_metrics(folder, change):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    change(metrics)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    reseal(folder)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.update(metrics="x"), "metrics.json: metrics is 'x', of the wrong type"),
+    (lambda m: m.update(environment=3), "metrics.json: environment is 3, of the wrong type"),
+    (lambda m: m.update(best_epoch="a"), "metrics.json: best_epoch is 'a', of the wrong type"),
+    (lambda m: m["metrics"].__setitem__(0, 5), "metrics.json: metrics must be a list of tables"),
+    (lambda m: m["metrics"][0].update(rmse="x"), "holds values marketcast did not write"),
+])
+def test_resealed_edits_of_metrics_json_are_one_line(capsys, folder, change, message):
+    edit_metrics(folder, change)
+    code, _, err = cli(capsys, "report", str(folder))
+    assert_one_line_error(code, err, message)
+
+
+def test_an_interrupted_report_rewrite_says_how_to_repair(capsys, folder):
+    (folder / "report.html").write_text("<html>half</html>")  # renamed in, manifest not yet
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))
+    assert_one_line_error(code, err, f"rewrite it with `marketcast report {folder}`")
+    code, _, err = cli(capsys, "report", str(folder))
+    assert code == 0, err
+    code, out, err = cli(capsys, "forecast", "--run", str(folder))
+    assert code == 0 and out.startswith("date,lstm"), err
+
+
+def leaves(value, path=()):
+    """Paths to every field of a JSON value (the first item of each list)."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, (*path, key))
+    elif isinstance(value, list) and value:
+        yield from leaves(value[0], (*path, 0))
+
+
+def test_every_field_of_model_json_replaced_by_a_hostile_value_is_clean(folder):
+    """Derandomized: each field in turn set to each hostile value, manifest resealed;
+    the forecast either works (finite) or ends in our error, never another exception."""
+    from marketcast.errors import MarketcastError
+
+    original = json.loads((folder / "model.json").read_text())
+    paths = [p for p in leaves(original) if p and p[0] != "versions"]
+    outcomes = {"ok": 0, "refused": 0}
+    for path in paths:
+        for hostile in (None, "x", -1, 1e308, float("nan"), [], {}):
+            meta = json.loads(json.dumps(original))
+            *parents, last = path
+            target = meta
+            for key in parents:
+                target = target[key]
+            target[last] = hostile
+            (folder / "model.json").write_text(json.dumps(meta))
+            reseal(folder)
+            try:
+                frame = api.forecast(folder, interval=0)
+            except MarketcastError:
+                outcomes["refused"] += 1
+            else:
+                assert np.isfinite(frame["lstm"]).all(), path
+                outcomes["ok"] += 1
+    assert outcomes["refused"] > 0.8 * len(paths) * 7, outcomes

@@ -135,7 +135,7 @@ def test_killed_while_writing_leaves_no_complete_folder_and_resumes_without_trai
 ):
     runs = tmp_path / "runs"
     run_and_kill(runs, "w", prices_csv, where="writing")
-    staging = [p for p in runs.iterdir() if p.name.startswith(".w.")]
+    staging = [p for p in runs.iterdir() if p.name.startswith(".w.") and p.is_dir()]
     assert len(staging) == 1 and (staging[0] / "model.safetensors").is_file()
     assert not (runs / "w").exists()
     assert_nothing_loads_as_a_run(runs)
@@ -150,6 +150,8 @@ def test_killed_while_writing_leaves_no_complete_folder_and_resumes_without_trai
                        str(runs / CHECKPOINTS / "w"))
     assert code == 0, err
     check_run(runs / "w")
+    # the killed writer's staging folder and its lock are gone
+    assert sorted(p.name for p in runs.iterdir()) == ["w"]
 
 
 def named(config, name, **train):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA, long_prices, small_config
 
-from marketcast.errors import DataError
+from marketcast.errors import ConfigError, DataError
 from marketcast.models.windows import WindowTransform
 from marketcast.pipeline.panel import load_panel, parse_tickers, pool
 from marketcast.pipeline.series import load_series
@@ -119,9 +119,9 @@ def test_load_panel_date_bounds(long_csv, tmp_path):
     for one in panel.series.values():
         assert one.dates[0] == pd.Timestamp("2015-03-02")
         assert one.dates[-1] == pd.Timestamp("2015-09-30")
-    bad = dataclasses.replace(config, data=dataclasses.replace(config.data, start="soon"))
-    with pytest.raises(DataError, match="--start 'soon' is not a date"):
-        load_panel(bad)
+    # refused with the settings, before any data is read
+    with pytest.raises(ConfigError, match=r"--start \(data.start\) 'soon' is not a date"):
+        dataclasses.replace(config, data=dataclasses.replace(config.data, start="soon"))
 
 
 def test_ticker_names_that_read_as_missing_are_kept(tmp_path):

@@ -30,16 +30,51 @@ PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "scipy", "
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename: readers never see half a file."""
+    """Write through a temporary file, synced to disk, then renamed (and the rename synced):
+    readers never see half a file, not even after a power cut. The file follows the umask."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        follow_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_folder(path.parent)
+
+
+def follow_umask(path: Path) -> None:
+    """Give a file made by ``tempfile`` (always 0600) the mode an ordinary file would get,
+    so colleagues sharing a runs folder can read it when the umask lets them."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def sync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (POSIX; Windows cannot open a folder)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:

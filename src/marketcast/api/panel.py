@@ -20,6 +20,7 @@ from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
 from marketcast.runs import session as run_session
 from marketcast.runs.layout import Kind
+from marketcast.runs.schema import finite_or_fail
 
 
 @dataclass
@@ -248,6 +249,7 @@ def evaluate_global(run_dir: str | Path,
             "model was trained (or is missing); evaluate with the original file or train again"
         )
     per_ticker, table = evaluate_tickers(models, panel, config, on_ticker)
+    finite_or_fail(table["y_hat"], f"the test forecasts of {run_dir}")
     table, interval_rows, interval_summary, _ = judge_intervals(table, panel, config)
     summary = summarize_tickers(per_ticker)
     verdict = global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),

@@ -33,6 +33,7 @@ import pandas as pd
 
 from marketcast.data.readers import DATE_NAMES, normalize_name
 from marketcast.errors import ConfigError, DataError, listed, shown
+from marketcast.files import follow_umask, sync_file
 
 log = logging.getLogger("marketcast")
 
@@ -138,6 +139,8 @@ def write_parquet(path: Path, frame: pd.DataFrame, meta: dict) -> None:
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        sync_file(Path(tmp))
+        follow_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from marketcast.errors import ArtifactError
 from marketcast.evaluation.metrics import BENCHMARK, accuracy
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
+from marketcast.runs.schema import validate_metrics
 
 SECTIONS = {
     "verdict": "Verdict", "config": "Configuration", "data": "Data", "loss": "Training loss",
@@ -58,9 +59,8 @@ class RunFiles:
             raise ArtifactError(
                 f"{folder} has no metrics.json and config.toml: not a marketcast run folder; "
                 "pass a folder written by `marketcast run`, `train` or `backtest`")
-        metrics = files.read_json(folder / "metrics.json")
-        if not isinstance(metrics, dict):
-            raise ArtifactError(f"{folder}/metrics.json is not a marketcast metrics file")
+        metrics = validate_metrics(files.read_json(folder / "metrics.json"),
+                                   f"{folder}/metrics.json")
         try:
             config = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from marketcast.errors import ArtifactError, shown
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, code
 from marketcast.report.panel import global_sections
@@ -33,7 +34,14 @@ def report(run_dir: str | Path) -> Path:
     """
     folder = Path(run_dir)
     run_folder.verify_folder(folder, replacing=REPORT)
-    return run_folder.add_to_run(folder, REPORT, render_report(folder))
+    try:
+        html = render_report(folder)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # The files match the manifest, but someone who rewrote them resealed it.
+        raise ArtifactError(
+            f"{folder} holds values marketcast did not write ({type(exc).__name__}: "
+            f"{shown(str(exc), 80)}); use an untouched run folder, or run again") from None
+    return run_folder.add_to_run(folder, REPORT, html)
 
 
 def render_report(folder: str | Path, kind: Kind | None = None) -> str:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from marketcast.config import check_run_name
 from marketcast.errors import ArtifactError, shown
@@ -22,14 +25,19 @@ from marketcast.files import (
     load_tensors,
     read_json,
     sha256_file,
+    sync_file,
+    sync_folder,
     write_json,
     write_tensors,
     write_text,
 )
-from marketcast.runs.layout import MANIFEST, MODEL_META, WEIGHTS, Kind, guess_kind
+from marketcast.runs.layout import MANIFEST, MODEL_META, REPORT, WEIGHTS, Kind, guess_kind
 from marketcast.runs.schema import check_finite_weights, validate_model_spec
 
 FORMAT_VERSION = 1
+# A staging folder: the hidden ``.NAME.TOKEN`` of a run folder being written (TOKEN: 8 hex
+# digits now, 8 characters of tempfile's alphabet before).
+STAGING = re.compile(r"\.(?!checkpoints$).+\.[a-z0-9_]{8}")
 
 
 def save_model(folder: Path, tensors: dict, meta: dict) -> None:
@@ -56,7 +64,13 @@ def load_model_files(folder: Path) -> tuple[dict, dict]:
 
 
 class RunFolder:
-    """A run folder being written: files go to a hidden staging folder until :meth:`finish`."""
+    """A run folder being written: files go to a hidden staging folder until :meth:`finish`.
+
+    The staging folder ``.NAME.TOKEN`` is owned through the lock ``.NAME.TOKEN.lock`` beside
+    it, taken before the folder exists and held until it is published or removed; a staging
+    folder whose lock is free was left by a killed process, and the next run folder written
+    in the same runs folder removes it.
+    """
 
     def __init__(self, runs_dir: str | Path, name: str | None, label: str = "run",
                  kind: Kind = Kind.RUN):
@@ -68,7 +82,21 @@ class RunFolder:
             raise ArtifactError(
                 f"run folder {self.runs_dir / self.name} already exists; pick another --name"
             )
-        self.path = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f".{self.name}."))
+        remove_stale_staging(self.runs_dir)
+        while True:
+            path = self.runs_dir / f".{self.name}.{secrets.token_hex(4)}"
+            self.lock = filelock.FileLock(_lock_of(path), timeout=0)
+            self.lock.acquire()
+            try:
+                path.mkdir()  # follows the umask
+            except FileExistsError:
+                self._unlock()
+                continue
+            except BaseException:
+                self._unlock()
+                raise
+            self.path = path
+            break
 
     def finish(self) -> Path:
         """Write the manifest and move the folder into place under a name no one else has."""
@@ -78,19 +106,58 @@ class RunFolder:
             "kind": str(self.kind),
             "files": {p.name: sha256_file(p) for p in files},
         })
+        for path in files:
+            sync_file(path)  # on disk before the rename makes them a finished run
+        sync_folder(self.path)
         for attempt in range(100):
             final = self.runs_dir / (self.name if attempt == 0 else f"{self.name}-{attempt}")
             try:
                 # rename onto an existing non-empty folder fails: two runs never share one.
                 os.rename(self.path, final)
-                return final
             except OSError:
                 if not final.exists():
                     raise
+                continue
+            sync_folder(self.runs_dir)
+            self._unlock()
+            return final
         raise ArtifactError(f"cannot find a free run folder name for {self.name}")
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        self.lock.release()
+        with contextlib.suppress(OSError):
+            Path(self.lock.lock_file).unlink()
+
+
+def remove_stale_staging(runs_dir: Path) -> list[Path]:
+    """Remove the staging folders of ``runs_dir`` whose writer is dead (its lock is free);
+    return them. A live writer's folder is never touched."""
+    removed = []
+    for path in runs_dir.glob(".*"):
+        if not (path.is_dir() and not path.is_symlink() and STAGING.fullmatch(path.name)):
+            continue
+        lock = filelock.FileLock(_lock_of(path), timeout=0)
+        try:
+            lock.acquire()
+        except (filelock.Timeout, OSError):
+            continue  # its writer is alive (or the lock cannot be taken): leave it
+        try:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        finally:
+            lock.release()
+            with contextlib.suppress(OSError):
+                Path(lock.lock_file).unlink()
+    return removed
+
+
+def _lock_of(staging: Path) -> Path:
+    return staging.with_name(f"{staging.name}.lock")
 
 
 def check_run(folder: str | Path) -> Path:
@@ -136,6 +203,11 @@ def verify_folder(folder: str | Path, replacing: str | None = None) -> dict[str,
                                 "files: use an untouched run folder")
         if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; run `marketcast run` again")
+        if sha256_file(path) != digest and name == REPORT:
+            raise ArtifactError(
+                f"{path} does not match its sha256 in {MANIFEST} (a report being rewritten "
+                f"was interrupted, or it was edited); rewrite it with `marketcast report "
+                f"{folder}`")
         if sha256_file(path) != digest:
             raise ArtifactError(
                 f"{path} does not match its sha256 in {MANIFEST}: it was changed or truncated; "

@@ -38,8 +38,8 @@ class _Fields:
         self.where = where
 
     def fail(self, field: str, problem: str) -> None:
-        raise ArtifactError(f"{self.where}: {field} {problem}; it was edited or is not a "
-                            "model marketcast wrote: use an untouched run folder or retrain")
+        raise ArtifactError(f"{self.where}: {field} {problem}; it was edited or not written "
+                            "by marketcast: use an untouched run folder or retrain")
 
     def table(self, value, field: str, keys: set[str], required: set[str]) -> dict:
         if not isinstance(value, dict):
@@ -120,6 +120,30 @@ def _fan(check: _Fields, meta: dict, prefix: str) -> None:
             check.fail(f"{field}.volatility", "must be null for conformal intervals")
     else:
         check.numbers([fan["volatility"]], f"{field}.volatility", 1, positive=True)
+
+
+# The top-level fields of a metrics.json, of any kind of folder, and their JSON types.
+METRICS_TYPES = {
+    "data": dict, "data_sha256": str, "split": dict, "best_epoch": int, "epochs_run": int,
+    "wall_seconds": int | float, "environment": dict, "metrics": list,
+    "metrics_by_step": list, "comparisons": list, "verdict": list | str,
+    "strategy": dict | None, "kind": str, "tickers": int | list | dict,
+}
+
+
+def validate_metrics(metrics: object, where: str) -> dict:
+    """Check the types of the fields of a ``metrics.json`` the report reads; return it."""
+    check = _Fields(where)
+    if not isinstance(metrics, dict):
+        check.fail("the file", "must be a table of fields")
+    for key, kind in METRICS_TYPES.items():
+        if key in metrics and not isinstance(metrics[key], kind) or (
+                kind is int and isinstance(metrics.get(key), bool)):
+            check.fail(key, f"is {shown(metrics[key], 40)}, of the wrong type")
+    for key in ("metrics", "metrics_by_step", "comparisons"):
+        if not all(isinstance(row, dict) for row in metrics.get(key, [])):
+            check.fail(key, "must be a list of tables")
+    return metrics
 
 
 def check_finite_weights(arrays: Mapping[str, object], where: str) -> None:

@@ -151,6 +151,8 @@ def _open(config: Config, resume: bool | str | Path,
     try:
         if resume:
             _check_resumable(folder, name, config)
+            for stale in folder.glob(".*.tmp"):  # a killed writer's; the lock is ours now
+                stale.unlink(missing_ok=True)
         else:
             files.write_json(folder / SESSION, {
                 "format_version": FORMAT_VERSION, "name": name, "config": config.to_dict()})
