@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.evaluation.strategy import Strategies
-from marketcast.models import BaseForecaster, LSTMForecaster
+from marketcast.models import BaseForecaster
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series
+
+if TYPE_CHECKING:  # scipy.stats and torch: not for `forecast`
+    from marketcast.evaluation.strategy import Strategies
+    from marketcast.models.lstm import LSTMForecaster
 
 
 @dataclass

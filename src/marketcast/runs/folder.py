@@ -18,7 +18,7 @@ from pathlib import Path
 from marketcast.errors import ArtifactError
 from marketcast.files import (
     default_name,
-    load_tensors,
+    load_arrays,
     read_json,
     sha256_file,
     write_json,
@@ -37,9 +37,10 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
-    """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
+    """Verified weights (numpy arrays) and metadata of a run folder; raises
+    :class:`ArtifactError`."""
     folder = check_run(folder)
-    tensors = load_tensors(folder / WEIGHTS)
+    tensors = load_arrays(folder / WEIGHTS)
     meta = read_json(folder / MODEL_META)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
