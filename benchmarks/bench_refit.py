@@ -9,7 +9,7 @@ machine hits both alike. Printed: each run's seconds, the LSTM's step-1 RMSE (pr
 interval coverage, and the ratio of the median cold time to the median warm time.
 
     .venv/bin/python benchmarks/bench_refit.py                  # ~25-40 min on 2 cores
-    .venv/bin/python benchmarks/bench_refit.py --epochs 1 --n-windows 20 --refit-every 10 \\
+    .venv/bin/python benchmarks/bench_refit.py --epochs 1 --n-windows 30 --refit-every 10 \\
         --seeds 0 --models lstm                                  # a smoke test, ~1 min
 """
 
@@ -40,8 +40,11 @@ c = dataclasses.replace(c, train=dataclasses.replace(train, seed=settings["seed"
 started = time.perf_counter()
 result = backtest(c, write=False)
 seconds = time.perf_counter() - started
-score = result.scores.query("model == 'lstm' and step == 1").iloc[0]
-cover = result.coverage.query("model == 'lstm' and step == 1")
+s = result.scores
+score = s[(s["model"] == "lstm") & (s["step"] == 1)].iloc[0]
+cover = result.coverage  # empty when no cutoff has enough residuals for an interval
+if len(cover):
+    cover = cover[(cover["model"] == "lstm") & (cover["step"] == 1)]
 print(json.dumps({"seconds": seconds, "rmse": float(score["rmse"]),
                   "coverage": float(cover["coverage"].iloc[0]) if len(cover) else None,
                   "n": int(cover["n"].iloc[0]) if len(cover) else 0}))
@@ -52,8 +55,10 @@ def run(refit: str, seed: int, args) -> dict:
     settings = {"refit": refit, "seed": seed, "epochs": args.epochs, "workers": args.workers,
                 "n_windows": args.n_windows, "refit_every": args.refit_every,
                 "models": args.models.split(",") if args.models else None}
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings)], check=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings)],
                           capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{refit} seed {seed} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{refit:4s} seed {seed}: {result['seconds']:7.1f} s  LSTM step-1 RMSE "
           f"{result['rmse']:.3f}  coverage {result['coverage']}% of {result['n']}  "

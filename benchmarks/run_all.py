@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
               f"max relative gap {result['max_relative_gap']:.1e} ==")
         print(load())
     if "refit" in args.only:
-        quick = ["--epochs", "1", "--n-windows", "20", "--refit-every", "10", "--seeds", "0",
+        quick = ["--epochs", "1", "--n-windows", "30", "--refit-every", "10", "--seeds", "0",
                  "--models", "lstm"]
         result = bench("bench_refit.py", args.out / "refit.json",
                        *(quick if args.quick else []))
