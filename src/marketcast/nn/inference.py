@@ -35,7 +35,7 @@ class NumpyLSTM:
         self.n_features = inputs = tensors["lstm.weight_ih_l0"].shape[1]
         # Gate rows reordered to i, f, o, g (the three sigmoids side by side), and the
         # sigmoid rows halved: sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh over all 4H
-        # pre-activations serves every gate.
+        # pre-activations serves every gate (halving is exact in floating point).
         order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
         scale = np.r_[np.full(3 * u, 0.5), np.ones(u)].astype(np.float32)
         self.w_ih, self.w_hh, self.b = [], [], []
