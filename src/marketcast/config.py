@@ -108,7 +108,8 @@ class BacktestConfig:
     stride: int = 1
     # Training rows per fit: None expands from the first day; a number keeps a fixed window.
     train_size: int | None = None
-    # Refit every k cutoffs (fresh model and scaler each time); 0 fits once, at the first.
+    # Refit every k cutoffs (a fresh model and scaler each time, unless refit is warm); 0 fits
+    # once, at the first.
     # 25 gives 10 fits over the default 250 cutoffs.
     refit_every: int = 25
     # How the LSTM's refits after the first start: "cold" (fresh weights and scaler, up to
