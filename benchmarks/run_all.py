@@ -13,7 +13,11 @@
 5. the ceiling: the GEMMs of one training step alone, against the GEMM peak and a real step
    (bench_ceiling.py);
 6. other kernels for the training step: per-layer LSTM calls, a fused C++ LSTM layer
-   (bench_kernels.py).
+   (bench_kernels.py);
+7. the numpy forecast path against torch: a cold `marketcast forecast` process and an
+   in-process 30-day forecast (bench_numpy_forecast.py);
+8. warm against cold refits on the default backtest, 3 cold seeds (bench_refit.py; with
+   ``--quick`` a few windows and one epoch only, a smoke test).
 
 Raw JSON of every run goes to ``--out`` (default benchmarks/results/latest/).
 """
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=["train", "accuracy", "forecast",
-                                                       "backtest", "ceiling", "kernels"])
+                                                       "backtest", "ceiling", "kernels",
+                                                       "numpy", "refit"])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +127,27 @@ def main(argv: list[str] | None = None) -> int:
             # Their tables go to stderr with the rest of their output; the JSON keeps them.
             bench(f"bench_{name}.py", args.out / f"{name}.json", *rounds)
             print(load())
+    if "numpy" in args.only:
+        result = bench("bench_numpy_forecast.py", args.out / "numpy_forecast.json",
+                       *(["--repeats", "100", "--cli-repeats", "3"] if args.quick else []))
+        med = {k: statistics.median(v) for k, v in result["times"].items()}
+        print(f"\n== forecast without torch: cold `marketcast forecast` numpy "
+              f"{med['cli numpy']:.2f} s, torch {med['cli torch']:.2f} s "
+              f"({med['cli torch'] / med['cli numpy']:.2f}x); predict(30) numpy "
+              f"{1000 * med['predict numpy']:.3f} ms, torch {1000 * med['predict torch']:.3f} ms; "
+              f"max relative gap {result['max_relative_gap']:.1e} ==")
+        print(load())
+    if "refit" in args.only:
+        quick = ["--epochs", "1", "--n-windows", "30", "--refit-every", "10", "--seeds", "0",
+                 "--models", "lstm"]
+        result = bench("bench_refit.py", args.out / "refit.json",
+                       *(quick if args.quick else []))
+        s = result["summary"]
+        print(f"\n== warm vs cold refits: cold {s['cold']['median_seconds']:.0f} s, warm "
+              f"{s['warm']['median_seconds']:.0f} s ({result['ratio']:.2f}x); step-1 RMSE cold "
+              f"{s['cold']['rmse_range']}, warm {s['warm']['rmse_range']}; coverage cold "
+              f"{s['cold']['coverage_range']}, warm {s['warm']['coverage_range']} ==")
+        print(load())
     return 0
 
 

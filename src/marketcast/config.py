@@ -128,9 +128,21 @@ class BacktestConfig:
     stride: int = 1
     # Training rows per fit: None expands from the first day; a number keeps a fixed window.
     train_size: int | None = None
-    # Refit every k cutoffs (fresh model and scaler each time); 0 fits once, at the first.
+    # Refit every k cutoffs (a fresh model and scaler each time, unless refit is warm); 0 fits
+    # once, at the first.
     # 25 gives 10 fits over the default 250 cutoffs.
     refit_every: int = 25
+    # How the LSTM's refits after the first start: "cold" (fresh weights and scaler, up to
+    # train.max_epochs) or "warm" (the previous fold's weights and scaler, up to warm_epochs).
+    # Cold stays the default until warm is measured on the default backtest
+    # (benchmarks/bench_refit.py); the other models always refit from scratch.
+    refit: str = "cold"
+    # A warm refit's maximum epochs: it starts from weights already fitted to all but the last
+    # refit_every days (a few percent of the rows), so a few epochs adjust them.
+    warm_epochs: int = 10
+    # A warm refit's early-stopping patience: shorter than train.patience, since it starts
+    # near a minimum and long plateaus there only cost time.
+    warm_patience: int = 3
     # Models compared; all registered models by default.
     models: tuple[str, ...] = ("lstm", "naive", "drift", "linear", "arima")
     # Processes fitting folds at once, each with one torch thread; 0: one per CPU core, 1: no
@@ -369,6 +381,9 @@ def _check_ranges(config: Config) -> None:
         (config.backtest.interval_method in ("auto", "conformal", "scaled", "aci"),
          "backtest.interval_method must be auto, conformal, scaled or aci"),
         (config.backtest.n_windows >= 1, "backtest.n_windows must be at least 1"),
+        (config.backtest.refit in ("cold", "warm"), "backtest.refit must be cold or warm"),
+        (config.backtest.warm_epochs >= 1, "backtest.warm_epochs must be at least 1"),
+        (config.backtest.warm_patience >= 1, "backtest.warm_patience must be at least 1"),
         (config.backtest.stride >= 1, "backtest.stride must be at least 1"),
         (config.backtest.refit_every >= 0, "backtest.refit_every must be 0 or more"),
         (config.backtest.workers >= 0, "backtest.workers must be 0 (one per core) or more"),

@@ -22,6 +22,7 @@ import pandas as pd
 from marketcast.errors import ArtifactError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 # Versions recorded with every run: what its numbers may depend on.
@@ -151,13 +152,24 @@ def read_verified(path: Path, sha256: str | None = None) -> bytes:
 
 def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file (never pickle), checked against ``sha256`` when given."""
-    path = Path(path)
-    data = read_verified(path, sha256)
-    from safetensors import SafetensorError
     from safetensors.torch import load as from_safetensors
 
+    return _load_safetensors(path, sha256, from_safetensors)
+
+
+def load_arrays(path: Path, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """:func:`load_tensors` as numpy arrays: reading weights this way does not import torch."""
+    from safetensors.numpy import load as from_safetensors
+
+    return _load_safetensors(path, sha256, from_safetensors)
+
+
+def _load_safetensors(path: Path, sha256: str | None, parse) -> dict:
+    data = read_verified(path, sha256)
+    from safetensors import SafetensorError
+
     try:
-        return from_safetensors(data)
+        return parse(data)
     except (SafetensorError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a valid safetensors file ({exc})") from None
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,13 +16,14 @@ from marketcast.api.display import Shown
 from marketcast.api.save import MODEL_PACKAGES
 from marketcast.config import Config, config_to_toml
 from marketcast.errors import ArtifactError, ConfigError, DataError
-from marketcast.evaluation.strategy import Strategies
-from marketcast.nn.train import Callback
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
-from marketcast.runs import session as run_session
 from marketcast.runs.layout import Kind
 from marketcast.runs.schema import finite_or_fail
+
+if TYPE_CHECKING:  # scipy.stats and torch: not for `forecast`
+    from marketcast.evaluation.strategy import Strategies
+    from marketcast.nn.train import Callback
 
 
 @dataclass
@@ -116,6 +119,7 @@ def run_global(config: Config, callback: Callback | None = None,
     )
     from marketcast.pipeline.panel import load_panel, parse_tickers
     from marketcast.report import render_report
+    from marketcast.runs import session as run_session  # checkpoints: imports torch
 
     if config.data.ticker:
         raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
@@ -125,14 +129,16 @@ def run_global(config: Config, callback: Callback | None = None,
         fit = fit_global(panel, config, callback, session.store)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
         strategies, interval_rows, interval_summary, fans = None, pd.DataFrame(), {}, {}
-        if evaluate:
-            per_ticker, table = evaluate_tickers(fit.models, panel, config, on_ticker)
+        if evaluate:  # as a reloaded folder forecasts (numpy): `evaluate --run` reproduces it
+            served = dataclasses.replace(
+                fit, models={t: m.to_numpy() for t, m in fit.models.items()})
+            per_ticker, table = evaluate_tickers(served.models, panel, config, on_ticker)
             table, interval_rows, interval_summary, fans = judge_intervals(table, panel,
                                                                            config)
             summary = summarize_tickers(per_ticker)
             per_ticker, strategies = trade_tickers(per_ticker, table, config)
-            residuals = ticker_residuals(fit, panel, config)
-            future = forecast_tickers(fit, panel, config, residuals, fans)
+            residuals = ticker_residuals(served, panel, config)
+            future = forecast_tickers(served, panel, config, residuals, fans)
         verdict = (global_verdict(summary, per_ticker["lstm_vs_naive"].tolist(),
                                   per_ticker["lstm_vs_naive_adjusted"].tolist())
                    if evaluate else "")
@@ -223,7 +229,7 @@ def evaluate_global(run_dir: str | Path,
                     on_ticker: Callable[[int, int], None] | None = None) -> GlobalEvaluation:
     """Reload a global model's folder, check each ticker's data is unchanged, and re-score
     every ticker's test period (as ``run --tickers`` scored it)."""
-    from marketcast.models import LSTMForecaster
+    from marketcast.models import saved_lstm
     from marketcast.pipeline.global_model import (
         evaluate_tickers,
         global_verdict,
@@ -237,7 +243,7 @@ def evaluate_global(run_dir: str | Path,
     try:
         config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
         tickers = list(meta["tickers"])
-        models = {t: LSTMForecaster.from_state(tensors, ticker_meta(meta, t)) for t in tickers}
+        models = {t: saved_lstm(tensors, ticker_meta(meta, t)) for t in tickers}
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
     panel = load_panel(config, tickers)

@@ -12,13 +12,14 @@ from marketcast.api.display import Shown
 from marketcast.api.inputs import MEMORY
 from marketcast.config import Config
 from marketcast.errors import ConfigError
-from marketcast.evaluation.strategy import Strategies
-from marketcast.models import BaseForecaster, LSTMForecaster
+from marketcast.models import BaseForecaster
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series
 
-if TYPE_CHECKING:  # scipy.stats behind it: not imported for `forecast`
+if TYPE_CHECKING:  # scipy.stats and torch: not for `forecast`
     from marketcast.evaluation.adaptive import Intervals
+    from marketcast.evaluation.strategy import Strategies
+    from marketcast.models.lstm import LSTMForecaster
 
 
 @dataclass

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,8 +21,7 @@ from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
 from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
 from marketcast.evaluation.intervals import ewma_volatility
-from marketcast.models import LSTMForecaster, NaiveForecaster
-from marketcast.nn.train import Callback, Checkpoints
+from marketcast.models import BaseForecaster, NaiveForecaster, saved_lstm
 from marketcast.pipeline.series import (
     Series,
     add_interval,
@@ -35,9 +35,11 @@ from marketcast.pipeline.series import (
     test_table,
 )
 from marketcast.runs import folder as run_folder
-from marketcast.runs import session as run_session
 from marketcast.runs.layout import Kind
 from marketcast.runs.schema import finite_or_fail
+
+if TYPE_CHECKING:  # the training loop imports torch; forecasts do not need it
+    from marketcast.nn.train import Callback, Checkpoints
 
 
 def train(config: Config | None = None, callback: Callback | None = None,
@@ -64,6 +66,8 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
     Training is checkpointed every epoch; ``resume`` works as in :func:`run`; ``track``
     logs the model folder to MLflow (:mod:`marketcast.api.tracking`).
     """
+    from marketcast.runs import session as run_session  # checkpoints: imports torch
+
     config = config or Config()
     if track:
         from marketcast.api.tracking import require_mlflow
@@ -91,8 +95,10 @@ def evaluate(trained: Trained) -> Evaluation:
     from marketcast.evaluation.adaptive import evaluate_intervals
     from marketcast.evaluation.metrics import accuracy, compare, verdict
 
-    config, lstm = trained.config, trained.lstm
-    table = test_table(trained.models, trained.series, trained.split, config.model.horizon)
+    # Scored as a reloaded run is (numpy), so `evaluate --run` reproduces these figures.
+    config, lstm = trained.config, trained.lstm.to_numpy()
+    models = {**trained.models, "lstm": lstm}
+    table = test_table(models, trained.series, trained.split, config.model.horizon)
     intervals = None
     if config.forecast.interval:  # calibrated sequentially: never on the residual judged
         intervals = evaluate_intervals(table, trained.series.dates, trained.series.y,
@@ -115,7 +121,7 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     ticker's, for a global model's folder: :func:`marketcast.api.panel.evaluate_global`)."""
     if run_folder.kind_of(run_folder.check_run(run_dir)) == Kind.GLOBAL:
         return evaluate_global(run_dir)
-    config, lstm, meta = load_run(run_dir)
+    config, lstm, meta = load_run(run_dir, engine="numpy")
     frame, series = load_series(config)
     if data_sha256(frame) != meta["data_sha256"]:
         raise DataError(
@@ -132,7 +138,7 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
 
 def forecast_tickers(
     run_dir: str | Path, tickers: Sequence[str], data: str | None = None,
-    days: int | None = None, interval: float | None = None,
+    days: int | None = None, interval: float | None = None, engine: str = "numpy",
 ) -> pd.DataFrame:
     """:func:`forecast` for several tickers of a global model's folder (``["all"]``: every
     one), as one long table with a ``ticker`` column first. The folder is verified and read
@@ -146,23 +152,26 @@ def forecast_tickers(
                           "folders of `marketcast run --tickers`: drop it")
     if names == ["ALL"]:
         names = list(saved.meta["tickers"])
-    frames = [saved.forecast(data, days, interval, ticker=t).assign(ticker=t) for t in names]
+    frames = [saved.forecast(data, days, interval, ticker=t, engine=engine).assign(ticker=t)
+              for t in names]
     table = pd.concat(frames, ignore_index=True)
     return table[["ticker", *(c for c in table.columns if c != "ticker")]]
 
 
 def forecast(
     run_dir: str | Path, data: str | None = None, days: int | None = None,
-    interval: float | None = None, ticker: str | None = None,
+    interval: float | None = None, ticker: str | None = None, engine: str = "numpy",
 ) -> pd.DataFrame:
     """Forecast with a saved model: after its training data, or after the end of ``data``.
 
     Returns a frame ``date, lstm, [lstm_lower, lstm_upper,] naive`` on NYSE trading dates.
     The interval (default: the run's ``forecast.interval``) is conformal, calibrated on the
     run's out-of-sample test residuals (a global model's: that ticker's own). ``ticker``
-    picks the ticker of a global model (``run --tickers``).
+    picks the ticker of a global model (``run --tickers``). ``engine`` computes the network
+    with numpy (the default: torch is never imported) or torch (the same forecasts within
+    float32 rounding; tests/test_inference.py).
     """
-    return _SavedRun.read(run_dir).forecast(data, days, interval, ticker)
+    return _SavedRun.read(run_dir).forecast(data, days, interval, ticker, engine)
 
 
 @dataclass
@@ -187,8 +196,9 @@ class _SavedRun:
             return None
         return pd.read_csv(path, keep_default_na=False, dtype={"ticker": str})
 
-    def model(self, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
-        """Config, LSTM and metadata (of ``ticker``, for a global model's folder)."""
+    def model(self, ticker=None, engine: str = "numpy") -> tuple[Config, BaseForecaster, dict]:
+        """Config, LSTM (computed with ``engine``) and metadata (of ``ticker``, for a global
+        model's folder)."""
         run_dir, meta = self.run_dir, self.meta
         if self.kind == Kind.GLOBAL:
             meta = _global_ticker(run_dir, meta, ticker)
@@ -199,17 +209,17 @@ class _SavedRun:
             )
         try:
             config = Config.from_dict(meta["config"], where=f"{run_dir}/model.json")
-            model = LSTMForecaster.from_state(self.tensors, meta)
+            model = saved_lstm(self.tensors, meta, engine)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ArtifactError(
                 f"{run_dir} holds an unreadable model ({exc}); retrain it") from None
         return config, model, meta
 
-    def forecast(self, data, days, interval, ticker=None) -> pd.DataFrame:
+    def forecast(self, data, days, interval, ticker=None, engine="numpy") -> pd.DataFrame:
         """What :func:`forecast` returns, from this folder."""
         run_dir = self.run_dir
         _check_forecast_options(days, interval)
-        config, lstm, meta = self.model(ticker)
+        config, lstm, meta = self.model(ticker, engine)
         level = config.forecast.interval if interval is None else interval
         if interval and not (Path(run_dir) / RESIDUALS).is_file():
             raise ArtifactError(
@@ -259,13 +269,17 @@ def _check_forecast_options(days, interval) -> None:
                           "e.g. 0.9")
 
 
-def load_run(run_dir: str | Path, ticker=None) -> tuple[Config, LSTMForecaster, dict]:
+def load_run(run_dir: str | Path, ticker=None,
+             engine: str = "torch") -> tuple[Config, BaseForecaster, dict]:
     """Config, LSTM and metadata of a verified run folder (no pickle involved).
 
     A global model's folder needs ``ticker``: the LSTM is the shared network behind that
-    ticker's scaler, and the metadata that ticker's.
+    ticker's scaler, and the metadata that ticker's. ``engine="torch"`` gives a
+    :class:`~marketcast.models.lstm.LSTMForecaster` (its network a torch module);
+    ``"numpy"`` a :class:`~marketcast.models.NumpyLSTMForecaster`, which forecasts the same
+    without importing torch.
     """
-    return _SavedRun.read(run_dir).model(ticker)
+    return _SavedRun.read(run_dir).model(ticker, engine)
 
 
 def _global_ticker(run_dir, meta: dict, ticker) -> dict:
@@ -307,6 +321,8 @@ def run(data: Data | Config = None, *, config: Config | None = None,
     the run's saved settings (see :func:`marketcast.runs.session.resume_config`); the result is
     the same, bit for bit, as if the run had never stopped.
     """
+    from marketcast.runs import session as run_session  # checkpoints: imports torch
+
     if isinstance(data, Config):  # run(config): the command line's call
         data, config = None, data
     started = time.perf_counter()
@@ -337,8 +353,8 @@ def run(data: Data | Config = None, *, config: Config | None = None,
 def _run(config: Config, prices, callback, store, started: float) -> RunResult:
     trained = train(config, callback, store, data=prices)
     evaluation = evaluate(trained)
-    future = future_forecast(
-        {"lstm": trained.lstm, "naive": trained.models["naive"]}, trained.series,
+    future = future_forecast(  # as `marketcast forecast` reproduces it from the folder
+        {"lstm": trained.lstm.to_numpy(), "naive": trained.models["naive"]}, trained.series,
         future_days(trained.series, config.model.horizon, config.forecast.days),
     )
     if config.forecast.interval:

@@ -219,7 +219,10 @@ def _print_distribution(result) -> None:
                    "a global model; one long table with a ticker column.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the forecast CSV here instead of printing it.")
-def forecast(run_dir, data, days, interval, ticker, tickers, output) -> None:
+@click.option("--engine", type=click.Choice(["numpy", "torch"]), default="numpy",
+              show_default=True,
+              help="Compute the network with numpy (no torch import, fast start) or torch.")
+def forecast(run_dir, data, days, interval, ticker, tickers, output, engine) -> None:
     """Forecast the next trading days with a saved model."""
     from marketcast.api import forecast as forecast_api
     from marketcast.api import forecast_tickers
@@ -228,9 +231,10 @@ def forecast(run_dir, data, days, interval, ticker, tickers, output) -> None:
         raise click.UsageError("pass --ticker (one) or --tickers (several), not both")
     if tickers:
         frame = forecast_tickers(run_dir, tickers.split(","), data=data, days=days,
-                                 interval=interval)
+                                 interval=interval, engine=engine)
     else:
-        frame = forecast_api(run_dir, data=data, days=days, interval=interval, ticker=ticker)
+        frame = forecast_api(run_dir, data=data, days=days, interval=interval, ticker=ticker,
+                             engine=engine)
     text = frame.to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
     if output is None:
         click.echo(text, nl=False)

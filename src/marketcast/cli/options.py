@@ -56,6 +56,8 @@ BACKTEST_OPTIONS = [
      "Fixed training rows per fit (default: expanding window)."),
     ("--refit-every", "backtest.refit_every", int,
      "Refit every k cutoffs; 0 fits once at the first (25)."),
+    ("--refit", "backtest.refit", click.Choice(["cold", "warm"]),
+     "LSTM refits from fresh weights (cold) or the previous fold's (warm) (cold)."),
     ("--models", "backtest.models", str,
      "Comma-separated models (lstm,naive,drift,linear,arima)."),
     ("--workers", "backtest.workers", int,

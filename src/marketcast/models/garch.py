@@ -11,7 +11,6 @@ price reaches it.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from marketcast.errors import DataError
 from marketcast.models.base import BaseForecaster
@@ -65,6 +64,8 @@ class GARCHForecaster(BaseForecaster):
         approximation), around the drifted log price.
         """
         nu = self.params_["nu"]
+        from scipy import stats  # slow to import: only for intervals
+
         z = stats.t.ppf((1 + level) / 2, nu) * np.sqrt((nu - 2) / nu)
         spread = z * np.sqrt(self.variance_cutoffs(y, cutoffs, h))
         centre = self.predict_cutoffs(y, X, cutoffs, h)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,57 +18,13 @@ from marketcast.data.load import frame_from_pandas
 from marketcast.data.readers import normalize_name
 from marketcast.errors import ConfigError, DataError
 from marketcast.models.base import BaseForecaster
-from marketcast.models.windows import WindowTransform
+from marketcast.models.lstm_numpy import NumpyLSTMForecaster
+from marketcast.models.windows import WindowTransform, pool_series
 from marketcast.nn.network import StackedLSTM
 from marketcast.nn.train import Callback, Checkpoints, fit_network
 
 # Windows per forward pass at prediction time: bounds memory on long test periods.
 PREDICT_CHUNK = 4096
-
-
-@dataclass
-class Pooled:
-    """Scaled rows of many series stacked into one array, and the window cutoffs in it.
-
-    ``Z`` is (N, F) float32; series ``k`` owns rows ``starts[k]:starts[k+1]``.
-    ``train_cutoffs`` and ``val_cutoffs`` are row indices of ``Z`` (int64); every cutoff's
-    window and targets stay inside its own series' rows.
-    """
-
-    Z: np.ndarray
-    starts: np.ndarray
-    transforms: list[WindowTransform]
-    train_cutoffs: np.ndarray
-    val_cutoffs: np.ndarray
-
-
-def pool_series(series: Sequence[tuple[np.ndarray, np.ndarray | None, int]], lookback: int,
-                horizon: int, target_transform: str) -> Pooled:
-    """Scale each ``(y, X, n_val)`` on its own training rows and stack the scaled rows.
-
-    Memory: one float32 array of (rows, summed over series) x F plus the cutoff indices;
-    windows are gathered per batch by :func:`marketcast.nn.train.fit_network`, never copied.
-    """
-    blocks, transforms, train, val, starts = [], [], [], [], [0]
-    for y, X, n_val in series:
-        y = np.asarray(y, dtype=np.float64)
-        n_train, start = len(y) - n_val, starts[-1]
-        transform = WindowTransform(lookback, horizon, target_transform)
-        transform.fit(y, X, n_train=n_train)
-        blocks.append(transform.inputs(y, X))
-        transforms.append(transform)
-        train.append(transform.cutoffs(0, n_train) + start)
-        if n_val:
-            val.append(transform.cutoffs(n_train, len(y)) + start)
-        starts.append(start + len(y))
-    empty = np.empty(0, dtype=np.int64)
-    return Pooled(
-        Z=np.concatenate(blocks),
-        starts=np.asarray(starts, dtype=np.int64),
-        transforms=transforms,
-        train_cutoffs=np.concatenate(train) if train else empty,
-        val_cutoffs=np.concatenate(val) if val else empty,
-    )
 
 
 class LSTMForecaster(BaseForecaster, BaseEstimator):
@@ -127,16 +82,18 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
                            self.clip_norm, self.seed)
 
     def fit(self, y, X=None, *, n_val: int | None = None, callback: Callback | None = None,
-            checkpoints: Checkpoints | None = None):
+            checkpoints: Checkpoints | None = None, warm_start: LSTMForecaster | None = None):
         """Fit on one series: a panel of one (see :meth:`fit_many`), the same arithmetic.
 
         ``y`` (T,) prices, ``X`` (T, F-1) features or None; or pandas (see the class).
         The last ``n_val`` rows (default: ``val_fraction`` of them) validate.
+        ``warm_start``: an earlier fit to continue from (see :meth:`fit_many`).
         """
         dates, names, y, X = as_arrays(y, X)
         if n_val is None:
             n_val = int(round(self.val_fraction * len(y)))
-        (fitted,) = self.fit_many([(y, X, n_val)], callback, checkpoints)
+        warm = None if warm_start is None else [warm_start]
+        (fitted,) = self.fit_many([(y, X, n_val)], callback, checkpoints, warm)
         self._set_fitted(fitted.net_, fitted.transform_, fitted.history_, fitted.best_epoch_,
                          y, X)
         self.n_features_in_ = 1 if X is None else 1 + np.shape(X)[1]
@@ -162,22 +119,37 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
         return pd.DataFrame({"y_hat": y_hat}, index=next_trading_days(last, h))
 
     def fit_many(self, series: Sequence[tuple[np.ndarray, np.ndarray | None, int]],
-                 callback: Callback | None = None,
-                 checkpoints: Checkpoints | None = None) -> list[LSTMForecaster]:
+                 callback: Callback | None = None, checkpoints: Checkpoints | None = None,
+                 warm_start: Sequence[LSTMForecaster] | None = None) -> list[LSTMForecaster]:
         """One network trained on the windows of every series; one fitted forecaster each.
 
         ``series`` holds ``(y, X, n_val)`` per series, as :meth:`fit` takes them. Each series
         is scaled by its own transform, fitted on its own training rows (all but the last
         ``n_val``); early stopping watches the pooled validation windows. The forecasters
         share the network and differ in their transforms and remembered last rows.
+
+        ``warm_start`` (one fitted forecaster per series, sharing a network: an earlier
+        fit's) makes this a warm refit: training starts from their network's weights (a
+        fresh optimizer), and each series keeps its transform instead of refitting the
+        scaler. The weights were learned on inputs scaled that way, so the inputs keep their
+        meaning for them; refitting the scalers would shift every input under the weights
+        whenever a new extreme return entered the training rows. Those scalers were fitted
+        on rows before the earlier fit's cutoff, so nothing after this fit's rows is seen.
+        Epochs and patience are this model's ``train`` (a warm refit passes smaller ones).
         """
         m, train = self.model_config, self.train_config
         Config(model=m, train=train)  # the ranges of every setting, as for a config file
-        pooled = pool_series(series, m.lookback, m.horizon, m.target_transform)
+        if warm_start is not None and len(warm_start) != len(series):
+            raise ValueError(f"warm_start has {len(warm_start)} forecasters for "
+                             f"{len(series)} series")
+        transforms = None if warm_start is None else [w.transform_ for w in warm_start]
+        pooled = pool_series(series, m.lookback, m.horizon, m.target_transform, transforms)
         # Seeded for this fit alone: the caller's torch random state is put back afterwards.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
             net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
+            if warm_start is not None:
+                net.load_state_dict(warm_start[0].net_.state_dict())  # copies: theirs unchanged
             history, best_epoch = fit_network(
                 net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback,
                 m.horizon, train, callback, checkpoints,
@@ -248,14 +220,22 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
         }
         return tensors, meta
 
+    def to_numpy(self) -> NumpyLSTMForecaster:
+        """This fitted model as the numpy forecaster its saved run reloads as (what
+        ``marketcast forecast`` and ``evaluate`` use): the same forecasts within float32
+        rounding, bit for bit those of the reloaded folder."""
+        return NumpyLSTMForecaster.from_state(*self.get_state())
+
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict) -> LSTMForecaster:
+    def from_state(cls, tensors: dict, meta: dict) -> LSTMForecaster:
         model = cls.from_config(ModelConfig(**meta["model"]), TrainConfig(**meta["train"]))
         model.transform_ = WindowTransform.from_dict(meta["transform"])
         m = model.model_config
         model.net_ = StackedLSTM(model.transform_.n_features_, m.units, m.layers, m.dropout,
                                  m.horizon)
-        model.net_.load_state_dict(tensors, strict=True)
+        # numpy arrays (a run folder's) or tensors (get_state's); copied, never shared
+        model.net_.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in tensors.items()},
+                                   strict=True)
         model.net_.eval()
         model.best_epoch_ = meta["best_epoch"]
         model.history_ = []

@@ -10,6 +10,7 @@ backtest's spacing of cutoffs is its *stride*.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,6 +171,58 @@ class WindowTransform:
         if X is not None:
             columns.append(np.asarray(X, dtype=np.float64).reshape(len(y), -1))
         return np.concatenate(columns, axis=1)
+
+
+@dataclass
+class Pooled:
+    """Scaled rows of many series stacked into one array, and the window cutoffs in it.
+
+    ``Z`` is (N, F) float32; series ``k`` owns rows ``starts[k]:starts[k+1]``.
+    ``train_cutoffs`` and ``val_cutoffs`` are row indices of ``Z`` (int64); every cutoff's
+    window and targets stay inside its own series' rows.
+    """
+
+    Z: np.ndarray
+    starts: np.ndarray
+    transforms: list[WindowTransform]
+    train_cutoffs: np.ndarray
+    val_cutoffs: np.ndarray
+
+
+def pool_series(series: Sequence[tuple[np.ndarray, np.ndarray | None, int]], lookback: int,
+                horizon: int, target_transform: str,
+                transforms: Sequence[WindowTransform] | None = None) -> Pooled:
+    """Scale each ``(y, X, n_val)`` on its own training rows and stack the scaled rows.
+
+    ``transforms`` (fitted, one per series) scale the series instead, unchanged: a warm
+    refit keeps the scalers its starting weights were trained with.
+
+    Memory: one float32 array of (rows, summed over series) x F plus the cutoff indices;
+    windows are gathered per batch by :func:`marketcast.nn.train.fit_network`, never copied.
+    """
+    blocks, fitted, train, val, starts = [], [], [], [], [0]
+    for k, (y, X, n_val) in enumerate(series):
+        y = np.asarray(y, dtype=np.float64)
+        n_train, start = len(y) - n_val, starts[-1]
+        if transforms is None:
+            transform = WindowTransform(lookback, horizon, target_transform)
+            transform.fit(y, X, n_train=n_train)
+        else:
+            transform = transforms[k]
+        blocks.append(transform.inputs(y, X))
+        fitted.append(transform)
+        train.append(transform.cutoffs(0, n_train) + start)
+        if n_val:
+            val.append(transform.cutoffs(n_train, len(y)) + start)
+        starts.append(start + len(y))
+    empty = np.empty(0, dtype=np.int64)
+    return Pooled(
+        Z=np.concatenate(blocks),
+        starts=np.asarray(starts, dtype=np.int64),
+        transforms=fitted,
+        train_cutoffs=np.concatenate(train) if train else empty,
+        val_cutoffs=np.concatenate(val) if val else empty,
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,7 @@ from marketcast.config import Config
 from marketcast.evaluation import significance
 from marketcast.evaluation.metrics import accuracy, model_label
 from marketcast.evaluation.multiple import adjust_p_values, adjusted_calls, share_summary
-from marketcast.models import LSTMForecaster, make_model
-from marketcast.nn.train import Callback, Checkpoints, EpochLog
+from marketcast.models import BaseForecaster, make_model
 from marketcast.pipeline.panel import Panel, fit_inputs
 from marketcast.pipeline.series import (
     add_interval,
@@ -31,6 +31,10 @@ from marketcast.pipeline.series import (
     test_residuals,
     test_table,
 )
+
+if TYPE_CHECKING:  # both import torch
+    from marketcast.models.lstm import LSTMForecaster
+    from marketcast.nn.train import Callback, Checkpoints, EpochLog
 
 
 @dataclass
@@ -134,7 +138,7 @@ def forecast_tickers(fit: GlobalFit, panel: Panel, config: Config,
 
 
 def evaluate_tickers(
-    models: dict[str, LSTMForecaster], panel: Panel, config: Config,
+    models: dict[str, BaseForecaster], panel: Panel, config: Config,
     on_ticker: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per ticker, its :func:`ticker_scores` with the p-values adjusted across

@@ -4,7 +4,7 @@ A *panel* is a dict of per-ticker :class:`~marketcast.pipeline.series.Series`, e
 :func:`marketcast.data.validate_prices` and long enough for the split; tickers that are not
 are recorded in ``skipped`` with the reason, never silently dropped.
 
-Pooling for the global model (:func:`marketcast.models.lstm.pool_series`): each ticker's
+Pooling for the global model (:func:`marketcast.models.windows.pool_series`): each ticker's
 inputs are scaled by its own transform, fitted on that ticker's training rows only, and the
 scaled rows *before its test period* are concatenated into one ``(N, F)`` float32 array.
 Window cutoffs are global row indices into that array; each ticker's cutoffs stay inside its
@@ -22,8 +22,7 @@ import numpy as np
 from marketcast.config import Config
 from marketcast.data.many import load_many
 from marketcast.errors import DataError, MarketcastError
-from marketcast.models.lstm import Pooled, pool_series
-from marketcast.models.windows import Split
+from marketcast.models.windows import Pooled, Split, pool_series
 from marketcast.pipeline.series import Series, series_from_frame, split_series
 
 log = logging.getLogger("marketcast")
@@ -82,7 +81,7 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
 
 def pool(panel: Panel, config: Config) -> Pooled:
     """Each ticker's rows before its test period, scaled on its own training rows and
-    stacked (:func:`marketcast.models.lstm.pool_series`), in ``panel.tickers`` order."""
+    stacked (:func:`marketcast.models.windows.pool_series`), in ``panel.tickers`` order."""
     m = config.model
     return pool_series(list(fit_inputs(panel).values()), m.lookback, m.horizon,
                        m.target_transform)

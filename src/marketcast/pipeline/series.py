@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,9 @@ from marketcast.data import load_prices
 from marketcast.evaluation.intervals import ewma_volatility, step_quantiles
 from marketcast.models import RUN_MODELS, BaseForecaster, make_model
 from marketcast.models.windows import Split, split_rows
-from marketcast.nn.train import Callback, Checkpoints
+
+if TYPE_CHECKING:  # the training loop imports torch; forecasts do not need it
+    from marketcast.nn.train import Callback, Checkpoints
 
 log = logging.getLogger("marketcast")
 

@@ -5,10 +5,15 @@ the data. At a refit cutoff each model is built afresh and fitted (scaler includ
 fold's training rows only: every row up to the cutoff (expanding) or the last
 ``train_size`` of them. Between refits the last fitted model forecasts from the new
 cutoffs without refitting, all cutoffs of a fold in one batched call.
+
+With ``backtest.refit = "warm"`` the LSTM's refits after the first start from the previous
+fold's network and scaler (``LSTMForecaster.fit_many``) and train for at most
+``warm_epochs`` with ``warm_patience``; its folds then form one chain, fitted in order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -20,7 +25,7 @@ import pandas as pd
 
 from marketcast.config import Config
 from marketcast.errors import ConfigError, DataError
-from marketcast.models import MODELS, make_model
+from marketcast.models import MODELS, BaseForecaster, make_model
 from marketcast.pipeline.panel import Panel
 from marketcast.pipeline.series import Series, forecast_table
 
@@ -70,33 +75,68 @@ def walk_forward(
     cuts = cutoffs(len(series.y), b.n_windows, b.stride, h)
     plan = folds(cuts, b.refit_every, b.train_size)
     _check_first_fold(plan[0], config)
-    tasks = [(name, number) for name in b.models for number in range(len(plan))]
+    tasks = _tasks(b.models, len(plan), b.refit)
     workers = min(b.workers or os.cpu_count() or 1, len(tasks))
-    if workers > 1 and len(plan) > 1:
+    if workers > 1 and len(plan) > 1 and len(tasks) > 1:
         frames = _run_parallel(series, config, plan, tasks, workers, on_fit)
     else:
-        frames = []
-        for name, number in tasks:
-            if on_fit is not None:
-                on_fit(name, number, len(plan))
-            frames.append(_fit_fold(series, config, plan[number], name))
+        frames = [frame for name, numbers in tasks
+                  for frame in _fit_folds(series, config, plan, name, numbers, on_fit)]
     fits = {name: len(plan) for name in b.models}
     return pd.concat(frames, ignore_index=True), fits
 
 
-def _fit_fold(series: Series, config: Config, fold: Fold, name: str) -> pd.DataFrame:
-    """Fit ``name`` on the fold's training rows; its forecasts from every cutoff of the fold."""
+def _tasks(models, n_folds: int, refit: str) -> list[tuple[str, tuple[int, ...]]]:
+    """``(model, fold numbers)`` to fit, in table order: one fold each, or all the LSTM's
+    folds as one chain when its refits are warm (each starts from the one before)."""
+    tasks = []
+    for name in models:
+        if name == "lstm" and refit == "warm":
+            tasks.append((name, tuple(range(n_folds))))
+        else:
+            tasks.extend((name, (number,)) for number in range(n_folds))
+    return tasks
+
+
+def _fit_folds(series, config, plan, name, numbers, on_fit=None) -> list[pd.DataFrame]:
+    """The tables of folds ``numbers`` of ``name``, each fold warm-started from the model of
+    the one before it in ``numbers`` (a chain of one: a cold fit)."""
+    frames, previous = [], None
+    for number in numbers:
+        if on_fit is not None:
+            on_fit(name, number, len(plan))
+        table, previous = fit_fold(series, config, plan[number], name, warm_start=previous)
+        frames.append(table)
+    return frames
+
+
+def warm_config(config: Config) -> Config:
+    """``config`` with a warm refit's epochs and patience as the training settings."""
+    b = config.backtest
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train, max_epochs=b.warm_epochs, patience=b.warm_patience))
+
+
+def fit_fold(series: Series, config: Config, fold: Fold, name: str,
+             warm_start: BaseForecaster | None = None) -> tuple[pd.DataFrame, BaseForecaster]:
+    """Fit ``name`` on the fold's training rows: its forecasts from every cutoff of the fold,
+    and the fitted model. ``warm_start`` (the LSTM fitted at the previous fold) makes it a
+    warm refit (:func:`warm_config`, ``LSTMForecaster.fit_many``)."""
     end = int(fold.cutoffs[0]) + 1
     train = _rows(series, fold.start, end)
     n_val = round(len(train.y) * config.split.val_fraction)
-    model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
+    if warm_start is None:
+        model = make_model(name, config).fit(train.y, train.X, n_val=n_val)
+    else:
+        model = make_model(name, warm_config(config)).fit(train.y, train.X, n_val=n_val,
+                                                          warm_start=warm_start)
     table = forecast_table({name: model}, series, fold.cutoffs, config.model.horizon)
     level = config.forecast.interval
     if level > 0 and hasattr(model, "predict_interval"):  # a model of the variance: its own
         lower, upper = model.predict_interval(series.y, series.X, fold.cutoffs,
                                               config.model.horizon, level)
         table = table.assign(lower=lower.ravel(), upper=upper.ravel())
-    return table
+    return table, model
 
 
 # Per-worker state, set once by _start_worker so that tasks carry only (model, fold).
@@ -114,9 +154,9 @@ def _start_worker(series: Series, config: Config, plan: list[Fold]) -> None:
     _WORKER.update(series=series, config=config, plan=plan)
 
 
-def _worker_task(name: str, number: int) -> pd.DataFrame:
+def _worker_task(name: str, numbers: tuple[int, ...]) -> list[pd.DataFrame]:
     w = _WORKER
-    return _fit_fold(w["series"], w["config"], w["plan"][number], name)
+    return _fit_folds(w["series"], w["config"], w["plan"], name, numbers)
 
 
 def _run_parallel(series, config, plan, tasks, workers, on_fit) -> list[pd.DataFrame]:
@@ -124,19 +164,20 @@ def _run_parallel(series, config, plan, tasks, workers, on_fit) -> list[pd.DataF
     # Longest first (LSTM, then ARIMA; later folds have more rows) so no worker idles at
     # the end waiting for one long fit; results are put back in the sequential order.
     cost = {"lstm": 2, "arima": 1}
-    order = sorted(range(len(tasks)),
-                   key=lambda i: (-cost.get(tasks[i][0], 0), -tasks[i][1]))
+    order = sorted(range(len(tasks)), key=lambda i: (
+        -cost.get(tasks[i][0], 0) * len(tasks[i][1]), -tasks[i][1][-1]))
     # "spawn": a forked child would inherit torch's OpenMP pool in an unusable state.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(series, config, plan)) as pool:
         futures = {}
         for i in order:
-            name, number = tasks[i]
+            name, numbers = tasks[i]
             if on_fit is not None:
-                on_fit(name, number, len(plan))
-            futures[i] = pool.submit(_worker_task, name, number)
-        return [futures[i].result() for i in range(len(tasks))]
+                for number in numbers:
+                    on_fit(name, number, len(plan))
+            futures[i] = pool.submit(_worker_task, name, numbers)
+        return [frame for i in range(len(tasks)) for frame in futures[i].result()]
 
 
 def in_sample_scale(series: Series, first_cutoff: int) -> float:
@@ -196,28 +237,36 @@ def walk_forward_panel(
     n_folds = len(next(iter(plans.values())))
     frames = []
     for name in b.models:
+        previous = None
         for number in range(n_folds):
             if on_fit is not None:
                 on_fit(name, number, n_folds)
             fold = {t: plan[number] for t, plan in plans.items()}
-            frames.extend(_fit_panel_fold(panel, config, fold, name))
+            tables, models = _fit_panel_fold(panel, config, fold, name, previous)
+            frames.extend(tables)
+            previous = models if b.refit == "warm" else None
     table = pd.concat(frames, ignore_index=True)
     table = table[["ticker", *(c for c in table.columns if c != "ticker")]]
     return table, {name: n_folds for name in b.models}, skipped
 
 
-def _fit_panel_fold(panel: Panel, config: Config, fold: dict[str, Fold],
-                    name: str) -> list[pd.DataFrame]:
-    """Fit ``name`` on each ticker's fold rows (one shared LSTM for all tickers); the
-    forecasts from every ticker's cutoffs of the fold."""
+def _fit_panel_fold(panel: Panel, config: Config, fold: dict[str, Fold], name: str,
+                    warm_start: list | None = None) -> tuple[list[pd.DataFrame], list | None]:
+    """Fit ``name`` on each ticker's fold rows (one shared LSTM for all tickers): the
+    forecasts from every ticker's cutoffs of the fold, and the LSTM's fitted forecasters
+    (one per ticker, in ``fold`` order; None for other models). ``warm_start``: those of the
+    previous fold, for a warm refit."""
     if name != "lstm":
-        return [_fit_fold(panel.series[t], config, f, name).assign(ticker=t)
-                for t, f in fold.items()]
+        return [fit_fold(panel.series[t], config, f, name)[0].assign(ticker=t)
+                for t, f in fold.items()], None
     inputs = []
     for ticker, f in fold.items():
         train = _rows(panel.series[ticker], f.start, int(f.cutoffs[0]) + 1)
         inputs.append((train.y, train.X, round(len(train.y) * config.split.val_fraction)))
-    models = make_model("lstm", config).fit_many(inputs)
+    if warm_start is None:
+        models = make_model("lstm", config).fit_many(inputs)
+    else:
+        models = make_model("lstm", warm_config(config)).fit_many(inputs, warm_start=warm_start)
     return [forecast_table({"lstm": model}, panel.series[t], f.cutoffs,
                            config.model.horizon).assign(ticker=t)
-            for model, (t, f) in zip(models, fold.items(), strict=True)]
+            for model, (t, f) in zip(models, fold.items(), strict=True)], models

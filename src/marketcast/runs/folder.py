@@ -22,7 +22,7 @@ from marketcast.config import check_run_name
 from marketcast.errors import ArtifactError, shown
 from marketcast.files import (
     default_name,
-    load_tensors,
+    load_arrays,
     read_json,
     sha256_file,
     sync_file,
@@ -47,19 +47,20 @@ def save_model(folder: Path, tensors: dict, meta: dict) -> None:
 
 
 def load_model_files(folder: Path) -> tuple[dict, dict]:
-    """Verified weights and metadata of a run folder; raises :class:`ArtifactError`."""
+    """Verified weights (numpy arrays) and metadata of a run folder; raises
+    :class:`ArtifactError`."""
     folder = Path(folder)
     files = verify_folder(folder)
     if WEIGHTS not in files or MODEL_META not in files:
         raise ArtifactError(f"{folder} holds no model; run `marketcast train` or `run` first")
     # Read once, checked against the manifest, parsed from the same bytes.
-    tensors = load_tensors(folder / WEIGHTS, files[WEIGHTS])
+    tensors = load_arrays(folder / WEIGHTS, files[WEIGHTS])
     meta = read_json(folder / MODEL_META, files[MODEL_META])
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(f"{folder / MODEL_META} has an unknown format; retrain the model")
     validate_model_spec(meta, {k: tuple(v.shape) for k, v in tensors.items()},
                         str(folder / MODEL_META))
-    check_finite_weights({k: v.numpy() for k, v in tensors.items()}, str(folder / WEIGHTS))
+    check_finite_weights(tensors, str(folder / WEIGHTS))
     return tensors, meta
 
 
