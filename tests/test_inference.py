@@ -89,7 +89,7 @@ def test_weights_that_are_not_an_lstm_are_refused():
 def fitted(config, X=None, rows=300):
     y = 100 * np.exp(np.cumsum(0.01 * np.random.default_rng(0).standard_normal(rows)))
     torch.manual_seed(0)
-    model = LSTMForecaster(config.model, config.train).fit(y, X, n_val=40)
+    model = LSTMForecaster.from_config(config.model, config.train).fit(y, X, n_val=40)
     return model, y
 
 
