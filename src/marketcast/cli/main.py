@@ -41,17 +41,28 @@ GLOBAL_OPTIONS = [
     ("--tickers", "data.tickers", str,
      "Global model: `all` or comma-separated tickers of a long file, pooled into one LSTM."),
 ]
+# Data-parallel training of the global model (run and train).
+TRAIN_WORKERS_OPTIONS = [
+    ("--train-workers", "train.workers", int,
+     "Train the global model on N Ray Train workers (0: in this process, the default)."),
+]
+ray_address_option = click.option(
+    "--ray-address", default=None,
+    help="Ray cluster for --train-workers (default: start Ray on this machine, 127.0.0.1).")
 
 
 @cli.command()
-@config_options(extra=GLOBAL_OPTIONS + STRATEGY_OPTIONS)
-def run(config, resume) -> None:
+@config_options(extra=GLOBAL_OPTIONS + TRAIN_WORKERS_OPTIONS + STRATEGY_OPTIONS)
+@ray_address_option
+def run(config, resume, ray_address) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
 
     if config.data.tickers:
-        _run_global(config, resume)
+        _run_global(config, resume, ray_address)
         return
+    if ray_address:
+        raise click.UsageError("--ray-address needs --tickers and --train-workers N")
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
     _print_scores(result.evaluation)
@@ -65,18 +76,22 @@ def run(config, resume) -> None:
 
 
 @cli.command()
-@config_options(extra=GLOBAL_OPTIONS)
-def train(config, resume) -> None:
+@config_options(extra=GLOBAL_OPTIONS + TRAIN_WORKERS_OPTIONS)
+@ray_address_option
+def train(config, resume, ray_address) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
-    from marketcast.api import run_global, train_run
+    from marketcast.api import train_run
 
     if config.data.tickers:
         with EpochProgress(err) as callback:
-            result = run_global(config, callback=callback, resume=resume, evaluate=False)
+            result = _global_runner(config, ray_address)(config, callback=callback,
+                                                         resume=resume, evaluate=False)
         out.print(f"global model of {len(result.tickers)} tickers; run folder: "
                   f"{result.path}", soft_wrap=True)
         _print_report(result.path)
         return
+    if ray_address:
+        raise click.UsageError("--ray-address needs --tickers and --train-workers N")
     with EpochProgress(err) as callback:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
@@ -118,9 +133,21 @@ def report(run_dir) -> None:
     _print_report(report_api(run_dir).parent)
 
 
-def _run_global(config, resume) -> None:
-    from marketcast.api import run_global
+def _global_runner(config, ray_address):
+    """``run_global`` in this process, or on Ray Train with ``--train-workers``."""
+    if not config.train.workers:
+        if ray_address:
+            raise click.UsageError("--ray-address needs --train-workers N")
+        from marketcast.api import run_global
 
+        return run_global
+    from marketcast.scale.train import run_global
+
+    return lambda config, **kwargs: run_global(config, ray_address, **kwargs)
+
+
+def _run_global(config, resume, ray_address) -> None:
+    run_global = _global_runner(config, ray_address)
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
     _print_distribution(result)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,19 +86,23 @@ class LSTMForecaster(BaseForecaster):
 
     def fit_many(self, series: Sequence[tuple[np.ndarray, np.ndarray | None, int]],
                  callback: Callback | None = None,
-                 checkpoints: Checkpoints | None = None) -> list[LSTMForecaster]:
+                 checkpoints: Checkpoints | None = None,
+                 trainer: Callable = fit_network) -> list[LSTMForecaster]:
         """One network trained on the windows of every series; one fitted forecaster each.
 
         ``series`` holds ``(y, X, n_val)`` per series, as :meth:`fit` takes them. Each series
         is scaled by its own transform, fitted on its own training rows (all but the last
         ``n_val``); early stopping watches the pooled validation windows. The forecasters
         share the network and differ in their transforms and remembered last rows.
+        ``trainer`` trains the network; it takes the arguments of
+        :func:`~marketcast.nn.train.fit_network` (data-parallel training on Ray:
+        :func:`marketcast.scale.train.ray_trainer`).
         """
         m = self.model
         pooled = pool_series(series, m.lookback, m.horizon, m.target_transform)
         torch.manual_seed(self.train.seed)
         net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
-        history, best_epoch = fit_network(
+        history, best_epoch = trainer(
             net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback, m.horizon,
             self.train, callback, checkpoints,
         )
