@@ -1,6 +1,9 @@
 """The global model trained data-parallel on Ray Train, against one local Ray (2 CPUs)."""
 
+import contextlib
 import json
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -28,14 +31,47 @@ def local_ray():
     ray.shutdown()
 
 
+LOOPBACK = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+
+
+@contextlib.contextmanager
+def listening_sockets():
+    """Collect (address, process name) of every listening socket of this process tree,
+    polled twice a second while the block runs."""
+    psutil = pytest.importorskip("psutil")
+    seen, done = set(), threading.Event()
+
+    def poll():
+        me = psutil.Process()
+        while not done.is_set():
+            tree = {p.pid for p in [me, *me.children(recursive=True)]}
+            for c in psutil.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN and c.pid in tree:
+                    with contextlib.suppress(psutil.Error):
+                        seen.add((c.laddr.ip, psutil.Process(c.pid).name()))
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
+
+
 def test_two_workers_train_a_global_run_that_loads_and_forecasts(capsys, tmp_path):
     data = tmp_path / "long.csv"
     long_prices(("AAA", "BBB", "CCC", "DDD")).to_csv(data, index=False)
     runs = tmp_path / "runs"
     args = ["run", "--data", str(data), "--tickers", "AAA,BBB,CCC,DDD", "--runs-dir", str(runs),
             "--epochs", "2", "--learning-rate", "0.01", *TINY]
-    code, out, err = cli(capsys, *args, "--train-workers", "2", "--name", "ray")
+    with listening_sockets() as sockets:
+        code, out, err = cli(capsys, *args, "--train-workers", "2", "--name", "ray")
     assert code == 0, err
+    # The workers' process group (gloo) listens too, on loopback like every Ray server.
+    assert any(name.startswith("ray::RayTrainWo") for _, name in sockets)
+    assert [(ip, name) for ip, name in sockets if ip not in LOOPBACK] == []
     code, _, err = cli(capsys, *args, "--name", "one")  # the same run in this process
     assert code == 0, err
     ray_run, one_run = runs / "ray", runs / "one"

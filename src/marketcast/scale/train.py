@@ -11,12 +11,20 @@ checkpoint after every epoch. A failed worker restarts the group from the last o
 keeps its storage in the run's checkpoint folder (``.checkpoints/NAME/ray``), which the run
 removes once its folder is written. The driver reads the last checkpoint back: the best
 weights, the loss history and the best epoch, exactly what one process returns.
+
+On a Ray that listens on 127.0.0.1 only (the one marketcast starts), the workers' process
+group is made here, not by ``TorchTrainer``: torch's rendezvous server (``TCPStore``) listens
+on every network interface whatever address it is given, so the workers meet through a file
+store in a temporary folder instead, and gloo is bound to the loopback interface. Nothing
+else changes; on a cluster (``--ray-address``) ``TorchTrainer`` sets the group up as usual.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -38,6 +46,7 @@ from marketcast.scale.distributed import ray_session, require_ray
 MAX_FAILURES = 2
 # Ray Train's name for the run, inside the run's own checkpoint folder.
 RAY_FOLDER, RAY_RUN = "ray", "train"
+LOOPBACK = "127.0.0.1"
 
 
 def run_global(config: Config, address: str | None = None, **kwargs):
@@ -76,7 +85,6 @@ def fit_on_ray(net: StackedLSTM, inputs: tuple[np.ndarray, np.ndarray, np.ndarra
     """
     require_ray()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
     with contextlib.ExitStack() as stack:
         folder = (Path(checkpoints.folder) if checkpoints is not None
@@ -84,6 +92,7 @@ def fit_on_ray(net: StackedLSTM, inputs: tuple[np.ndarray, np.ndarray, np.ndarra
         storage = folder.resolve() / RAY_FOLDER
         ray = stack.enter_context(ray_session(address))
         cpus = max(1, int(ray.available_resources().get("CPU", 1)) // workers)
+        loopback = ray.util.get_node_ip_address() == LOOPBACK
         setup = {
             "inputs": ray.put(inputs),  # once; every worker reads it from the object store
             "shape": (net.lstm.input_size, net.lstm.hidden_size, net.lstm.num_layers,
@@ -92,9 +101,9 @@ def fit_on_ray(net: StackedLSTM, inputs: tuple[np.ndarray, np.ndarray, np.ndarra
             # continues exactly as this process would.
             "weights": {k: v.clone() for k, v in net.state_dict().items()},
             "rng": torch.get_rng_state(), "lookback": lookback, "horizon": horizon,
-            "config": config, "threads": cpus,
+            "config": config, "threads": cpus, "loopback": loopback,
         }
-        trainer = TorchTrainer(
+        trainer = trainer_class(loopback)(
             train_worker, train_loop_config=setup,
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=False,
                                          resources_per_worker={"CPU": cpus}),
@@ -121,8 +130,55 @@ def fit_on_ray(net: StackedLSTM, inputs: tuple[np.ndarray, np.ndarray, np.ndarra
     return state.history, state.best_epoch
 
 
+def trainer_class(loopback: bool):
+    """``TorchTrainer``, or on a loopback Ray the same trainer without its process group
+    (:func:`loopback_group` makes it)."""
+    if loopback:
+        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+
+        return DataParallelTrainer
+    from ray.train.torch import TorchTrainer
+
+    return TorchTrainer
+
+
+@contextlib.contextmanager
+def loopback_group():
+    """A gloo process group of this Ray Train worker group on 127.0.0.1 only, met through a
+    file store in a fresh temporary folder (a new one each time the group starts)."""
+    import ray.train
+    import torch.distributed as dist
+    from ray.train.collective import barrier, broadcast_from_rank_zero
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    folder = broadcast_from_rank_zero(tempfile.mkdtemp(prefix="marketcast-group-")
+                                      if rank == 0 else None)
+    os.environ["GLOO_SOCKET_IFNAME"] = loopback_interface()
+    dist.init_process_group("gloo", store=dist.FileStore(str(Path(folder) / "store"), world),
+                            rank=rank, world_size=world)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+        barrier()
+        if rank == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def loopback_interface() -> str:
+    """The name of the loopback network interface (``lo`` on Linux, ``lo0`` on macOS)."""
+    names = [name for _, name in socket.if_nameindex()]
+    return next((n for n in names if n.startswith("lo")), "lo")
+
+
 def train_worker(setup: dict) -> None:
     """One Ray Train worker: the loop of ``fit_network`` on this worker's share."""
+    with loopback_group() if setup["loopback"] else contextlib.nullcontext():
+        train_share(setup)
+
+
+def train_share(setup: dict) -> None:
     import ray
     import ray.train
 
