@@ -19,8 +19,8 @@ where it stopped.
 
 Data-parallel training (:mod:`marketcast.nn.parallel`) runs this same loop in every process;
 a :class:`Shard` is the only difference: which rows of each epoch's order a process trains
-on, how its gradients are averaged with the others', and how losses are summed across
-processes. The default shard is one process with all the rows, and changes nothing.
+on, how its gradients are averaged with the others' after each batch, and how losses are
+summed across processes. The default shard is one process with all the rows, and changes nothing.
 """
 
 from __future__ import annotations
@@ -82,8 +82,6 @@ class Shard:
     the one-process arithmetic exactly as it is.
     """
 
-    parallel = False  # True: the parts of a batch run one after the other (see module note)
-
     def start_epoch(self, epoch: int) -> None:
         """Called before the epoch's first batch."""
 
@@ -95,13 +93,8 @@ class Shard:
         """Rows of this process in a batch of ``size`` rows."""
         return size
 
-    def forward(self, net: nn.Module, x: torch.Tensor, masks) -> torch.Tensor:
-        return net(x, masks)
-
-    def accumulate(self) -> contextlib.AbstractContextManager:
-        """Context of a part's forward and backward pass whose gradient is not the batch's
-        last (the gradients are averaged across processes after the last)."""
-        return contextlib.nullcontext()
+    def average_gradients(self, net: nn.Module) -> None:
+        """Make every gradient of ``net`` the average over the processes."""
 
     def sum(self, *values: float) -> tuple[float, ...]:
         """``values`` summed over the processes."""
@@ -161,7 +154,7 @@ def fit_network(
     if checkpoints is not None:
         inputs_key = (Z, train_cutoffs, val_cutoffs)
         state = checkpoints.restore(net, optimizer, generator, inputs_key) or state
-    with _parts_in_parallel(not shard.parallel) as pool:
+    with _parts_in_parallel() as pool:
         _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
                       optimizer, state, pool, callback, checkpoints, shard)
     if state.best_weights is not None:
@@ -187,8 +180,9 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
                 x, y = batch(order[start : start + batch_size])
                 optimizer.zero_grad(set_to_none=True)
                 masks = net.dropout_masks(len(x), lookback)
-                loss = _batch_gradients(net, x, y, masks, pool, shard)
+                loss = _batch_gradients(net, x, y, masks, pool)
                 _check_finite(loss, "training", epoch)  # before it reaches the weights
+                shard.average_gradients(net)
                 nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
                 optimizer.step()
                 total += loss * len(x)
@@ -216,24 +210,19 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
             callback(log, config.max_epochs)
 
 
-def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, pool,
-                     shard: Shard = ONE_PROCESS) -> float:
+def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, pool) -> float:
     """Accumulate the gradient of the batch's mean squared error in ``PARTS`` parts; return
     the loss. Each parameter receives exactly one gradient per part, and with two parts
-    their sum is the same in either order, so threads cannot change the result. In
-    data-parallel training the parts run in order and the gradients are averaged across
-    processes after the last."""
+    their sum is the same in either order, so threads cannot change the result."""
     scale = 1.0 / y.numel()
-    parts = _parts(len(x))
 
     def part(rows: slice) -> float:
         mask = None if masks is None else [m[rows] for m in masks]
-        with contextlib.nullcontext() if rows == parts[-1] else shard.accumulate():
-            loss = (shard.forward(net, x[rows], mask) - y[rows]).square().sum() * scale
-            loss.backward()
+        loss = (net(x[rows], mask) - y[rows]).square().sum() * scale
+        loss.backward()
         return loss.item()
 
-    return math.fsum(pool.map(part, parts))
+    return math.fsum(pool.map(part, _parts(len(x))))
 
 
 def _parts(n: int) -> list[slice]:
@@ -286,11 +275,10 @@ def _init_part_thread(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def _parts_in_parallel(allowed: bool = True) -> Iterator[_Pool]:
-    """Threads for the parts of a batch when torch may use two or more threads (and
-    ``allowed``)."""
+def _parts_in_parallel() -> Iterator[_Pool]:
+    """Threads for the parts of a batch when torch may use two or more threads."""
     threads = torch.get_num_threads()
-    if threads < 2 or not allowed:
+    if threads < 2:
         yield _Pool(None)
         return
     with ThreadPoolExecutor(PARTS - 1, thread_name_prefix="marketcast-part",

@@ -38,7 +38,7 @@ from marketcast.config import Config, TrainConfig
 from marketcast.errors import ConfigError, MarketcastError, TrainingError
 from marketcast.nn.checkpoint import CHECKPOINT, CheckpointStore
 from marketcast.nn.network import StackedLSTM
-from marketcast.nn.parallel import DataParallel
+from marketcast.nn.parallel import DataParallel, same_weights
 from marketcast.nn.train import Callback, EpochLog, TrainState, fit_network
 from marketcast.scale.distributed import ray_session, require_ray
 
@@ -192,7 +192,8 @@ def train_share(setup: dict) -> None:
     net.load_state_dict(setup["weights"])
     torch.set_rng_state(setup["rng"])
     config = setup["config"]
-    shard = DataParallel(net, config.seed)
+    same_weights(net)
+    shard = DataParallel(config.seed)
     rank = ray.train.get_context().get_world_rank()
     fit_network(net, Z, train_cutoffs, val_cutoffs, setup["lookback"], setup["horizon"],
                 config, checkpoints=RayCheckpoints(rank), shard=shard)
