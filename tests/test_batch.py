@@ -6,11 +6,32 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from marketcast.scale.batch import adjust_columns, all_tickers, job_config, run_job
+from marketcast.data.sources import read_source
+from marketcast.scale.batch import adjust_columns, job_config, read_once, run_job
 
 
-def test_all_tickers_in_file_order(long_csv):
-    assert all_tickers(str(long_csv)) == ["AAA", "BBB", "CCC", "SHORT"]
+def test_the_driver_reads_every_ticker_once_in_file_order(long_csv, config):
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  source=str(long_csv)))
+    frames, names = read_once(config, ["all"])
+    assert names == ["AAA", "BBB", "CCC", "SHORT"] == list(frames)
+    pd.testing.assert_frame_equal(frames["BBB"], read_source(str(long_csv), ticker="bbb",
+                                                             strict=("close",)))
+    frames, names = read_once(config, ["ccc", "NOPE"])
+    assert list(frames) == ["CCC"] and names == ["CCC", "NOPE"]
+
+
+def test_a_job_uses_the_rows_it_is_given(long_csv, config, tmp_path):
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(long_csv)),
+        backtest=dataclasses.replace(config.backtest, models=("naive",), n_windows=5,
+                                     refit_every=0))
+    frame = read_once(config, ["AAA"])[0]["AAA"]
+    long_csv.unlink()  # the job cannot read the file
+    row = run_job(config, "AAA", "backtest", frame)
+    assert row["status"] == "ok", row["error"]
+    assert row["rmse_naive"] > 0
+    assert run_job(config, "AAA", "backtest")["status"] == "error"  # without the rows
 
 
 def test_job_config_sets_the_ticker_and_names_the_run(config):

@@ -75,6 +75,32 @@ def test_batch_backtest_jobs(long_csv, tmp_path, config):
     assert short["status"] == "error" and "rows for the first fit" in short["error"]
 
 
+def test_batch_jobs_read_the_rows_the_driver_put_in_the_object_store(
+        long_csv, tmp_path, config, monkeypatch):
+    from marketcast.data import sources
+
+    reads = []
+
+    def read_then_remove(*args, **kwargs):
+        reads.append(args)
+        result = read_many(*args, **kwargs)
+        long_csv.unlink()  # no job can read the file again
+        return result
+
+    read_many = sources.read_many
+    monkeypatch.setattr(sources, "read_many", read_then_remove)
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(long_csv)),
+        backtest=dataclasses.replace(config.backtest, models=("naive",), n_windows=10,
+                                     refit_every=0))
+    result = batch(config, ["AAA", "bbb", "CCC"], "backtest")
+    assert len(reads) == 1 and not long_csv.exists()
+    table = result.table
+    assert table["ticker"].tolist() == ["AAA", "bbb", "CCC"]
+    assert table["status"].tolist() == ["ok"] * 3, table["error"].tolist()
+    assert (table["rmse_naive"] > 0).all()
+
+
 def test_tune_on_ray_tune(capsys, prices_csv, tmp_path):
     best = tmp_path / "best.toml"
     code, out, _ = cli(capsys, "tune", "--data", str(prices_csv), "--backend", "ray",

@@ -110,6 +110,9 @@ class TrainConfig:
     # Gradient-norm clipping: LSTMs on price data spike without it.
     clip_norm: float = 1.0
     seed: int = 0
+    # Data-parallel training of the global model on Ray Train: 0 trains in this process;
+    # N >= 1 trains on N Ray workers (N = 1 gives the weights of this process).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -375,6 +378,9 @@ def _check_ranges(config: Config) -> None:
          "train.learning_rate must be positive"),
         (t.seed >= 0, "train.seed must be 0 or more"),
         (t.patience >= 1, "train.patience must be at least 1"),
+        (t.workers >= 0, "train.workers (--train-workers) must be 0 (this process) or more"),
+        (t.workers == 0 or bool(d.tickers),
+         "train.workers (--train-workers) trains the global model; pass --tickers too"),
         (t.clip_norm > 0, "train.clip_norm must be positive"),
         (config.forecast.days >= 1, "forecast.days must be at least 1"),
         (0 <= config.forecast.interval < 1, "forecast.interval must be in [0, 1)"),

@@ -94,7 +94,8 @@ def judge_intervals(table: pd.DataFrame, panel, config: Config):
 
 def run_global(config: Config, callback: Callback | None = None,
                on_ticker: Callable[[int, int], None] | None = None,
-               resume: bool | str | Path = False, evaluate: bool = True) -> GlobalRunResult:
+               resume: bool | str | Path = False, evaluate: bool = True,
+               trainer: Callable | None = None) -> GlobalRunResult:
     """One LSTM on windows pooled from ``config.data.tickers`` of a multi-ticker source.
 
     Each ticker is scaled on its own training rows; every ticker's test period is scored
@@ -106,7 +107,9 @@ def run_global(config: Config, callback: Callback | None = None,
     :func:`forecast` reads with ``ticker=``. Training is checkpointed every epoch and
     ``resume`` continues a stopped run, as for one series (:func:`marketcast.run`).
     Without ``evaluate`` (``train --tickers``) the folder keeps the model, the loss history
-    and the skipped tickers only; ``marketcast evaluate`` scores it later.
+    and the skipped tickers only; ``marketcast evaluate`` scores it later. ``trainer``
+    trains the network elsewhere (:func:`marketcast.scale.train.run_global` passes Ray
+    Train's, as ``config.train.workers`` asks); the folder is the same.
     """
     from marketcast.pipeline.global_model import (
         evaluate_tickers,
@@ -123,10 +126,13 @@ def run_global(config: Config, callback: Callback | None = None,
 
     if config.data.ticker:
         raise ConfigError("pass --ticker (one series) or --tickers (a global model), not both")
+    if config.train.workers and trainer is None:
+        raise ConfigError("train.workers trains on Ray Train: use marketcast.scale.train."
+                          "run_global, or marketcast run --tickers ... --train-workers N")
     started = time.perf_counter()
     panel = load_panel(config, parse_tickers(config.data.tickers))
     with run_session.session(config, resume, label="global") as session:
-        fit = fit_global(panel, config, callback, session.store)
+        fit = fit_global(panel, config, callback, session.store, trainer)
         per_ticker, table, summary, residuals, future = pd.DataFrame(), None, {}, None, None
         strategies, interval_rows, interval_summary, fans = None, pd.DataFrame(), {}, {}
         if evaluate:  # as a reloaded folder forecasts (numpy): `evaluate --run` reproduces it
@@ -174,6 +180,7 @@ def run_global(config: Config, callback: Callback | None = None,
                 "skipped": len(panel.skipped), "data": panel_summary(panel),
                 "windows_train": fit.windows_train, "windows_val": fit.windows_val,
                 "best_epoch": fit.best_epoch, "epochs_run": len(history),
+                "train_workers": config.train.workers,
                 "wall_seconds": round(seconds, 2), "environment": files.environment(),
             })
             files.write_text(out / layout.REPORT, render_report(out, Kind.GLOBAL))

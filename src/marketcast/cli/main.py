@@ -13,15 +13,14 @@ import threading
 from pathlib import Path
 
 import click
-from rich.table import Table
 
+from marketcast.cli import printing
 from marketcast.cli.console import err, out
 from marketcast.cli.data import data
 from marketcast.cli.options import (
     BACKTEST_OPTIONS,
     STRATEGY_OPTIONS,
     config_options,
-    fmt_value,
     require_tracking,
     rich_table,
     track_option,
@@ -47,24 +46,35 @@ GLOBAL_OPTIONS = [
     ("--tickers", "data.tickers", str,
      "Global model: `all` or comma-separated tickers of a long file, pooled into one LSTM."),
 ]
+# Data-parallel training of the global model (run and train).
+TRAIN_WORKERS_OPTIONS = [
+    ("--train-workers", "train.workers", int,
+     "Train the global model on N Ray Train workers (0: in this process, the default)."),
+]
+ray_address_option = click.option(
+    "--ray-address", default=None,
+    help="Ray cluster for --train-workers (default: start Ray on this machine, 127.0.0.1).")
 
 
 @cli.command()
-@config_options(extra=GLOBAL_OPTIONS + STRATEGY_OPTIONS)
+@config_options(extra=GLOBAL_OPTIONS + TRAIN_WORKERS_OPTIONS + STRATEGY_OPTIONS)
+@ray_address_option
 @track_option
-def run(config, resume, track) -> None:
+def run(config, resume, ray_address, track) -> None:
     """Data to trained model, test-period evaluation, 30-day forecast and plots."""
     from marketcast.api import run as run_api
 
     require_tracking(track)
     if config.data.tickers:
-        _run_global(config, resume, track)
+        _run_global(config, resume, ray_address, track)
         return
+    if ray_address:
+        raise click.UsageError("--ray-address needs --tickers and --train-workers N")
     with EpochProgress(err) as callback:
         result = run_api(config, callback=callback, resume=resume)
-    _print_scores(result.evaluation)
-    _print_intervals(result.evaluation.intervals)
-    _print_strategy(result.evaluation.strategy)
+    printing.print_scores(result.evaluation)
+    printing.print_intervals(result.evaluation.intervals)
+    printing.print_strategy(result.evaluation.strategy)
     out.print(f"\nforecast of the next {len(result.forecast)} trading days: "
               f"{result.forecast['date'].iloc[0].date()} to "
               f"{result.forecast['date'].iloc[-1].date()}, last LSTM value "
@@ -75,21 +85,25 @@ def run(config, resume, track) -> None:
 
 
 @cli.command()
-@config_options(extra=GLOBAL_OPTIONS)
+@config_options(extra=GLOBAL_OPTIONS + TRAIN_WORKERS_OPTIONS)
+@ray_address_option
 @track_option
-def train(config, resume, track) -> None:
+def train(config, resume, ray_address, track) -> None:
     """Fit the LSTM and save it (model, loss history, config) as a run folder."""
-    from marketcast.api import run_global, train_run
+    from marketcast.api import train_run
 
     require_tracking(track)
     if config.data.tickers:
         with EpochProgress(err) as callback:
-            result = run_global(config, callback=callback, resume=resume, evaluate=False)
+            result = _global_runner(config, ray_address)(config, callback=callback,
+                                                         resume=resume, evaluate=False)
         out.print(f"global model of {len(result.tickers)} tickers; run folder: "
                   f"{result.path}", soft_wrap=True)
         _print_report(result.path)
         _track(track, result, config)
         return
+    if ray_address:
+        raise click.UsageError("--ray-address needs --tickers and --train-workers N")
     with EpochProgress(err) as callback:
         trained, path = train_run(config, callback=callback, resume=resume)
     out.print(f"best epoch {trained.lstm.best_epoch_} of {len(trained.lstm.history_)}")
@@ -117,15 +131,15 @@ def backtest(config, track) -> None:
     require_tracking(track)
     result = backtest_api(config, on_fit=on_fit)
     if result.per_ticker is not None:
-        _print_distribution(result)
-        _print_interval_summary(result.interval_summary)
-        _print_strategy(result.strategy, table=False)
+        printing.print_distribution(result)
+        printing.print_interval_summary(result.interval_summary)
+        printing.print_strategy(result.strategy, table=False)
         if result.skipped:
             out.print(f"skipped {len(result.skipped)} tickers "
                       f"({', '.join(list(result.skipped)[:5])}); reasons in skipped.csv")
     else:
-        _print_backtest(result)
-        _print_strategy(result.strategy)
+        printing.print_backtest(result)
+        printing.print_strategy(result.strategy)
     out.print(f"run folder: {result.path}  ({result.seconds:.1f} s)")
     _print_report(result.path)
     _track(track, result, config)
@@ -149,14 +163,26 @@ def _track(track: str | None, result, config) -> None:
                   soft_wrap=True)
 
 
-def _run_global(config, resume, track=None) -> None:
-    from marketcast.api import run_global
+def _global_runner(config, ray_address):
+    """``run_global`` in this process, or on Ray Train with ``--train-workers``."""
+    if not config.train.workers:
+        if ray_address:
+            raise click.UsageError("--ray-address needs --train-workers N")
+        from marketcast.api import run_global
 
+        return run_global
+    from marketcast.scale.train import run_global
+
+    return lambda config, **kwargs: run_global(config, ray_address, **kwargs)
+
+
+def _run_global(config, resume, ray_address, track=None) -> None:
+    run_global = _global_runner(config, ray_address)
     with EpochProgress(err) as callback, CountProgress(err, "tickers scored") as on_ticker:
         result = run_global(config, callback=callback, on_ticker=on_ticker, resume=resume)
-    _print_distribution(result)
-    _print_interval_summary(result.interval_summary)
-    _print_strategy(result.strategy, table=False)
+    printing.print_distribution(result)
+    printing.print_interval_summary(result.interval_summary)
+    printing.print_strategy(result.strategy, table=False)
     if result.skipped:
         shown = ", ".join(list(result.skipped)[:5])
         out.print(f"skipped {len(result.skipped)} tickers ({shown}); reasons in skipped.csv")
@@ -177,31 +203,17 @@ def evaluate(run_dir) -> None:
 
     result = evaluate_run(run_dir)
     if isinstance(result, Evaluation):
-        _print_scores(result)
-        _print_intervals(result.intervals)
-        _print_strategy(result.strategy)
+        printing.print_scores(result)
+        printing.print_intervals(result.intervals)
+        printing.print_strategy(result.strategy)
         return
-    _print_distribution(result)
-    _print_interval_summary(result.interval_summary)
-    _print_strategy(result.strategy, table=False)
+    printing.print_distribution(result)
+    printing.print_interval_summary(result.interval_summary)
+    printing.print_strategy(result.strategy, table=False)
     out.print(rich_table("test period per ticker", result.per_ticker, [
         (c, c.replace("_", " "), "{:.4g}" if result.per_ticker[c].dtype.kind == "f" else "{}")
         for c in ("ticker", "n_test", "rmse_lstm", "rmse_naive", "theils_u_lstm",
                   "dm_p_value", "dm_p_adjusted", "lstm_vs_naive")]))
-
-
-def _print_distribution(result) -> None:
-    """Quartiles of Theil's U over tickers, and the verdict, of a global run or evaluation."""
-    table = Table(title=f"global model, test period per ticker ({len(result.per_ticker)})")
-    for heading in ("Theil's U", "q1", "median", "q3"):
-        table.add_column(heading, justify="right")
-    for model in ("lstm", "linear"):
-        u = result.distribution[f"theils_u_{model}"]
-        table.add_row(model, *(f"{u[k]:.3f}" for k in ("q1", "median", "q3")))
-    out.print(table)
-    lines = result.verdict if isinstance(result.verdict, list) else [result.verdict]
-    for line in lines:
-        out.print(f"verdict: {line}", soft_wrap=True)
 
 
 @cli.command()
@@ -244,92 +256,6 @@ def forecast(run_dir, data, days, interval, ticker, tickers, output, engine) -> 
         write_text(Path(output), text)
         out.print(f"forecast written to {output}")
 
-
-
-SCORE_COLUMNS = [
-    ("model", "model", "{}"), ("n", "n", "{}"), ("rmse", "RMSE", "{:.3f}"),
-    ("mae", "MAE", "{:.3f}"), ("mape", "MAPE %", "{:.3f}"),
-    ("directional_accuracy", "direction %", "{:.1f}"), ("theils_u", "Theil's U", "{:.3f}"),
-    ("dm_p_value", "DM p vs naive", "{:.3g}"),
-]
-
-
-def _print_scores(evaluation) -> None:
-    out.print(rich_table("test period (price units)", evaluation.scores, SCORE_COLUMNS))
-    for line in evaluation.verdict:
-        out.print(f"verdict: {line}", soft_wrap=True)
-
-
-INTERVAL_COLUMNS = [
-    ("model", "model", "{}"), ("step", "step", "{}"), ("n", "n", "{}"),
-    ("coverage", "coverage %", "{:.1f}"), ("mean_width", "mean width", "{:.2f}"),
-    ("interval_score", "interval score", "{:.2f}"),
-    ("coverage_low", "calm %", "{:.1f}"), ("coverage_high", "storm %", "{:.1f}"),
-    ("kupiec_p", "Kupiec p", "{:.3g}"), ("christoffersen_cc_p", "Christoffersen p", "{:.3g}"),
-]
-
-
-def _print_interval_table(scores, method: str, choice, where: str) -> None:
-    if len(scores):
-        out.print(rich_table(f"{method} intervals ({where}, calibrated sequentially)", scores,
-                             [c for c in INTERVAL_COLUMNS if c[0] in scores.columns]))
-    if choice is not None:
-        out.print(f"intervals: {choice.sentence()}", soft_wrap=True)
-
-
-def _print_intervals(intervals) -> None:
-    """A run's test-period intervals judged as a value-at-risk model, and the method."""
-    if intervals is not None:
-        _print_interval_table(intervals.scores, intervals.method, intervals.choice,
-                              "test period")
-
-
-def _print_interval_summary(summary) -> None:
-    from marketcast.evaluation.interval_summary import summary_lines
-
-    for line in summary_lines(summary or {}):
-        out.print(f"intervals: {line}", soft_wrap=True)
-    if summary:
-        out.print(f"intervals: {summary['note']} Per ticker: intervals.csv", soft_wrap=True)
-
-
-def _print_backtest(result) -> None:
-    columns = SCORE_COLUMNS[:1] + [("step", "step", "{}")] + SCORE_COLUMNS[1:4] + [
-        ("mase", "MASE", "{:.3f}")] + SCORE_COLUMNS[5:]
-    out.print(rich_table("walk-forward backtest (price units)", result.scores, columns))
-    _print_interval_table(result.coverage, result.interval_method, result.interval_choice,
-                          "walk-forward")
-    for line in result.verdict:
-        out.print(f"verdict: {line}", soft_wrap=True)
-
-
-STRATEGY_COLUMNS = [
-    ("model", "strategy", "{}"), ("annual_return", "return a year", "{:.1%}"),
-    ("sharpe", "Sharpe", "{:.2f}"), ("max_drawdown", "max drawdown", "{:.1%}"),
-    ("turnover", "units traded a year", "{:.1f}"), ("exposure", "in the market", "{:.0%}"),
-    ("sharpe_diff_p", "p", "{:.3g}"),
-]
-
-
-def _print_strategy(strategy, table: bool = True) -> None:
-    """The trading rules against buy-and-hold: their scores (one series) and the sentence."""
-    if strategy is None:
-        return
-    if table:
-        title = (f"trading on the one-day-ahead forecasts, net of "
-                 f"{strategy.summary['cost_bps']:g} bps per unit traded (p: bootstrap test of "
-                 "the Sharpe ratio against buy-and-hold's)")
-        table = Table(title=title, pad_edge=False)
-        for i, (_, heading, _) in enumerate(STRATEGY_COLUMNS):
-            table.add_column(heading, justify="right" if i else "left", no_wrap=not i,
-                             min_width=max(len(word) for word in heading.split()))
-        for row in strategy.scores.to_dict(orient="records"):
-            name = row["model"] if row["model"] == row["rule"] else \
-                f"{row['model']} {row['rule'].replace('_', '/')}"
-            table.add_row(name.replace("_", "-"), *[fmt_value(f, row[key])
-                                                    for key, _, f in STRATEGY_COLUMNS[1:]])
-        out.print(table)
-    out.print(f"strategy: {strategy.sentence}", soft_wrap=True)
 
 
 def _print_report(run_dir: Path) -> None:

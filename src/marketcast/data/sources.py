@@ -14,7 +14,8 @@ A folder holds one file per ticker, named after it (``AAPL.csv``, ``AAPL_data.cs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,24 @@ FOLDER_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".parquet")
 PRICE_NAMES = ("close", "adj_close", "open", "high", "low", "price")
 
 
+# Frames already read, by (source, TICKER): see :func:`preloaded`.
+_PRELOADED: dict[tuple[str, str], pd.DataFrame] = {}
+
+
+@contextlib.contextmanager
+def preloaded(source: str, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
+    """Within the block, :func:`read_source` of a ticker of ``source`` returns its frame in
+    ``frames`` (``{ticker: frame}`` as :func:`read_many` reads them) instead of reading the
+    source again: a batch job's rows, read once by the driver."""
+    keys = {(source, ticker.strip().upper()): frame for ticker, frame in frames.items()}
+    _PRELOADED.update(keys)
+    try:
+        yield
+    finally:
+        for key in keys:
+            _PRELOADED.pop(key, None)
+
+
 def read_source(
     source: str, *, ticker: str | None = None, date_column: str | None = None,
     strict: Sequence[str] = (),
@@ -46,6 +65,8 @@ def read_source(
 
     ``strict`` names columns in which text (rather than a number) is an error.
     """
+    if ticker is not None and (source, ticker.strip().upper()) in _PRELOADED:
+        return _PRELOADED[(source, ticker.strip().upper())].copy()
     if source in BUILTIN_SOURCES:
         return _read_builtin(source)
     if source.startswith(STORE_PREFIX):

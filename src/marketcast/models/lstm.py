@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -120,7 +120,8 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
 
     def fit_many(self, series: Sequence[tuple[np.ndarray, np.ndarray | None, int]],
                  callback: Callback | None = None, checkpoints: Checkpoints | None = None,
-                 warm_start: Sequence[LSTMForecaster] | None = None) -> list[LSTMForecaster]:
+                 warm_start: Sequence[LSTMForecaster] | None = None,
+                 trainer: Callable = fit_network) -> list[LSTMForecaster]:
         """One network trained on the windows of every series; one fitted forecaster each.
 
         ``series`` holds ``(y, X, n_val)`` per series, as :meth:`fit` takes them. Each series
@@ -136,6 +137,10 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
         whenever a new extreme return entered the training rows. Those scalers were fitted
         on rows before the earlier fit's cutoff, so nothing after this fit's rows is seen.
         Epochs and patience are this model's ``train`` (a warm refit passes smaller ones).
+
+        ``trainer`` trains the network; it takes the arguments of
+        :func:`~marketcast.nn.train.fit_network` (data-parallel training on Ray:
+        :func:`marketcast.scale.train.ray_trainer`).
         """
         m, train = self.model_config, self.train_config
         Config(model=m, train=train)  # the ranges of every setting, as for a config file
@@ -150,7 +155,7 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
             net = StackedLSTM(pooled.Z.shape[1], m.units, m.layers, m.dropout, m.horizon)
             if warm_start is not None:
                 net.load_state_dict(warm_start[0].net_.state_dict())  # copies: theirs unchanged
-            history, best_epoch = fit_network(
+            history, best_epoch = trainer(
                 net, pooled.Z, pooled.train_cutoffs, pooled.val_cutoffs, m.lookback,
                 m.horizon, train, callback, checkpoints,
             )

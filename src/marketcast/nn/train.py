@@ -16,6 +16,11 @@ Everything the loop carries from one epoch to the next lives in :class:`TrainSta
 checkpoint store (see :mod:`marketcast.nn.checkpoint`) it is saved after every epoch, together
 with the weights, the optimizer and both random generators, so a killed run resumes exactly
 where it stopped.
+
+Data-parallel training (:mod:`marketcast.nn.parallel`) runs this same loop in every process;
+a :class:`Shard` is the only difference: which rows of each epoch's order a process trains
+on, how its gradients are averaged with the others' after each batch, and how losses are
+summed across processes. The default shard is one process with all the rows, and changes nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +75,35 @@ VAL_CHUNK = 4096
 PARTS = 2
 
 
+class Shard:
+    """One process's share of training: here, the only process, with all of it.
+
+    :class:`marketcast.nn.parallel.DataParallel` overrides every method; each default leaves
+    the one-process arithmetic exactly as it is.
+    """
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before the epoch's first batch."""
+
+    def rows(self, cutoffs: torch.Tensor, equal: bool) -> torch.Tensor:
+        """This process's cutoffs (``equal``: every process gets as many)."""
+        return cutoffs
+
+    def batch_size(self, size: int) -> int:
+        """Rows of this process in a batch of ``size`` rows."""
+        return size
+
+    def average_gradients(self, net: nn.Module) -> None:
+        """Make every gradient of ``net`` the average over the processes."""
+
+    def sum(self, *values: float) -> tuple[float, ...]:
+        """``values`` summed over the processes."""
+        return values
+
+
+ONE_PROCESS = Shard()
+
+
 @dataclass
 class TrainState:
     """What the loop carries between epochs (a checkpoint stores it with the weights)."""
@@ -92,6 +126,7 @@ def fit_network(
     config: TrainConfig,
     callback: Callback | None = None,
     checkpoints: Checkpoints | None = None,
+    shard: Shard = ONE_PROCESS,
 ) -> tuple[list[EpochLog], int]:
     """Train ``net`` in place on windows of ``Z`` (T, F); return the loss history and best epoch.
 
@@ -100,7 +135,8 @@ def fit_network(
     its own ticker's rows. The best epoch is the one with the lowest validation loss
     (weights restored to it), or the last epoch when there are no validation cutoffs. With
     ``checkpoints``, training continues from the last saved epoch and saves a checkpoint
-    after every epoch.
+    after every epoch. ``shard``: this process's share of data-parallel training (default:
+    one process, all of it).
     """
     tune_malloc()  # once per process; see marketcast.perf and benchmarks/README.md
     inputs = torch.from_numpy(np.ascontiguousarray(Z))
@@ -125,7 +161,7 @@ def fit_network(
                 "edited: delete the run's checkpoint folder and start again")
     with _parts_in_parallel() as pool:
         _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
-                      optimizer, state, pool, callback, checkpoints)
+                      optimizer, state, pool, callback, checkpoints, shard)
     if state.best_weights is not None:
         net.load_state_dict(state.best_weights)
     net.eval()
@@ -133,28 +169,37 @@ def fit_network(
 
 
 def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, generator,
-                  optimizer, state, pool, callback, checkpoints) -> None:
+                  optimizer, state, pool, callback, checkpoints, shard) -> None:
     """Epochs until ``max_epochs`` or early stopping, carried in ``state``."""
+    batch_size = shard.batch_size(config.batch_size)
     while state.epoch < config.max_epochs and state.waited < config.patience:
         epoch, started = state.epoch + 1, time.perf_counter()
+        shard.start_epoch(epoch)
         net.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        # Every process draws the same order and trains on its rows of it.
+        order = shard.rows(train_idx[torch.randperm(len(train_idx), generator=generator)],
+                           equal=True)
         total = 0.0
         with pool.threads_per_part():
-            for start in range(0, len(order), config.batch_size):
-                x, y = batch(order[start : start + config.batch_size])
+            for start in range(0, len(order), batch_size):
+                x, y = batch(order[start : start + batch_size])
                 optimizer.zero_grad(set_to_none=True)
                 masks = net.dropout_masks(len(x), lookback)
                 loss = _batch_gradients(net, x, y, masks, pool)
                 _check_finite(loss, "training", epoch)  # before it reaches the weights
+                shard.average_gradients(net)
                 nn.utils.clip_grad_norm_(net.parameters(), config.clip_norm)
                 optimizer.step()
                 total += loss * len(x)
+        total, windows = shard.sum(total, len(order))
         val_loss = math.nan
         if len(val_idx):
-            val_loss = _validation_loss(net, batch, val_idx, horizon, pool)
+            errors, values = shard.sum(
+                _validation_sse(net, batch, shard.rows(val_idx, equal=False), pool),
+                len(val_idx) * horizon)
+            val_loss = errors / values
             _check_finite(val_loss, "validation", epoch)
-        log = EpochLog(epoch, total / len(order), val_loss, time.perf_counter() - started)
+        log = EpochLog(epoch, total / windows, val_loss, time.perf_counter() - started)
         state.epoch = epoch
         state.history.append(log)
         if not len(val_idx):
@@ -247,9 +292,8 @@ def _parts_in_parallel() -> Iterator[_Pool]:
         yield _Pool(executor)
 
 
-def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int,
-                     pool: _Pool) -> float:
-    """Mean squared error over the validation windows, in chunks (the pooled validation set
+def _validation_sse(net: nn.Module, batch, val_idx: torch.Tensor, pool: _Pool) -> float:
+    """Sum of squared errors over the validation windows, in chunks (the pooled validation set
     of a global model has ~10^5 windows, and one pass over all of them would hold every LSTM
     activation at once), each chunk in parts like a training batch: the same result on one
     thread or two."""
@@ -265,7 +309,7 @@ def _validation_loss(net: nn.Module, batch, val_idx: torch.Tensor, horizon: int,
         for start in range(0, len(val_idx), VAL_CHUNK):
             chunk = val_idx[start : start + VAL_CHUNK]
             total += math.fsum(pool.map(part, [chunk[rows] for rows in _parts(len(chunk))]))
-    return total / (len(val_idx) * horizon)
+    return total
 
 
 def _check_finite(loss: float, kind: str, epoch: int) -> None:

@@ -50,12 +50,15 @@ class GlobalFit:
 
 
 def fit_global(panel: Panel, config: Config, callback: Callback | None = None,
-               checkpoints: Checkpoints | None = None) -> GlobalFit:
+               checkpoints: Checkpoints | None = None,
+               trainer: Callable | None = None) -> GlobalFit:
     """Train one network on every ticker's training windows (early stopping on the pooled
-    validation windows); ``checkpoints`` as for one series."""
+    validation windows); ``checkpoints`` as for one series; ``trainer`` as for
+    :meth:`~marketcast.models.LSTMForecaster.fit_many` (default: this process)."""
     inputs = fit_inputs(panel)
     lstm = make_model("lstm", config)
-    fitted = lstm.fit_many(list(inputs.values()), callback, checkpoints)
+    fitted = lstm.fit_many(list(inputs.values()), callback, checkpoints,
+                           **({"trainer": trainer} if trainer else {}))
     models = dict(zip(inputs, fitted, strict=True))
     train = sum(len(m.transform_.cutoffs(0, len(y) - n_val))
                 for m, (y, _, n_val) in zip(fitted, inputs.values(), strict=True))

@@ -2,7 +2,9 @@
 
 A job that fails (bad data, too few rows, a crash) becomes a row with ``status`` "error" and
 its message; the other jobs are unaffected. Each job is the ordinary single-ticker command
-with ``data.ticker`` set, so its run folder is the one that command writes. Each
+with ``data.ticker`` set, so its run folder is the one that command writes. The driver
+reads the data once and puts each ticker's rows into Ray's object store; a job takes its
+rows from there instead of reading and parsing the file again. Each
 Diebold-Mariano p-value column is followed by its Benjamini-Hochberg adjustment across the
 batch's tickers (:func:`adjust_columns`).
 """
@@ -47,8 +49,17 @@ def job_config(config: Config, ticker: str) -> Config:
     )
 
 
-def run_job(config: Config, ticker: str, command: str) -> dict:
-    """Run one ticker's job; our own errors become an error row instead of an exception."""
+def run_job(config: Config, ticker: str, command: str,
+            frame: pd.DataFrame | None = None) -> dict:
+    """Run one ticker's job; our own errors become an error row instead of an exception.
+    ``frame``: the ticker's rows as the driver read them (None: the job reads them)."""
+    from marketcast.data.sources import preloaded
+
+    with preloaded(config.data.source, {} if frame is None else {ticker: frame}):
+        return _job(config, ticker, command)
+
+
+def _job(config: Config, ticker: str, command: str) -> dict:
     started = time.perf_counter()
     row = {"ticker": ticker, "status": "ok", "error": "", "seconds": 0.0, "path": ""}
     try:
@@ -93,12 +104,16 @@ def batch(
         raise ConfigError(f"batch runs {' or '.join(COMMANDS)}, not {command!r}")
     if not tickers:
         raise ConfigError("batch needs at least one ticker; pass --tickers A,B,...")
-    if [t.lower() for t in tickers] == ["all"]:
-        tickers = all_tickers(config.data.source)
     started = time.perf_counter()
+    frames, names = read_once(config, tickers)
+    if [t.lower() for t in tickers] == ["all"]:
+        tickers = names
     with ray_session(address) as ray:
         task = ray.remote(num_cpus=1, max_retries=0)(run_job)
-        pending = {task.remote(config, t, command): t for t in tickers}
+        # One copy of each ticker's rows in the object store; the job receives it.
+        refs = {t: ray.put(frame) for t, frame in frames.items()}
+        pending = {task.remote(config, t, command, refs.get(t.strip().upper())): t
+                   for t in tickers}
         rows = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -128,11 +143,24 @@ def adjust_columns(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def all_tickers(source: str) -> list[str]:
-    """Every ticker of a multi-ticker file (in file order) or folder."""
-    from marketcast.data.sources import ticker_names
+def read_once(config: Config, tickers: Sequence[str]) -> tuple[dict[str, pd.DataFrame], list]:
+    """The rows of ``tickers`` (``["all"]``: every ticker) read from the source once, as each
+    job would read them (``{TICKER: frame}``), and the tickers of the source that were
+    asked for, ok or not. A ticker that cannot be read is left to its job, which reports
+    why; so is everything when the source itself cannot be read."""
+    from marketcast.data import sources
 
-    return ticker_names(source)
+    d = config.data
+    wanted = None if [t.lower() for t in tickers] == ["all"] else list(tickers)
+    strict = () if d.fill != "none" else (d.target, *d.features)
+    try:
+        frames, errors = sources.read_many(d.source, wanted, date_column=d.date_column,
+                                           strict=strict)
+    except MarketcastError:
+        if wanted is None:
+            raise
+        return {}, list(tickers)
+    return frames, [t for t in [*frames, *errors] if t]
 
 
 def _first_line(exc: BaseException) -> str:
