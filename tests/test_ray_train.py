@@ -100,7 +100,7 @@ def series():
 
 def test_one_worker_gives_the_weights_of_one_process():
     # Two layers with dropout: the masks come from the generator the driver hands over.
-    lstm = LSTMForecaster(ModelConfig(lookback=8, layers=2, units=4, dropout=0.2),
+    lstm = LSTMForecaster.from_config(ModelConfig(lookback=8, layers=2, units=4, dropout=0.2),
                           TrainConfig(max_epochs=2, batch_size=16, seed=5))
     here = lstm.fit_many(series())[0]
     on_ray = lstm.fit_many(series(), trainer=ray_trainer(1))[0]
@@ -113,11 +113,11 @@ def test_one_worker_gives_the_weights_of_one_process():
 
 def test_a_stopped_two_worker_run_resumes_where_it_stopped(tmp_path):
     model = ModelConfig(lookback=8, layers=2, units=4, dropout=0.2)
-    whole = LSTMForecaster(model, TrainConfig(max_epochs=3, batch_size=16, seed=1))
+    whole = LSTMForecaster.from_config(model, TrainConfig(max_epochs=3, batch_size=16, seed=1))
     straight = whole.fit_many(series(), trainer=ray_trainer(2))[0]
     # Two epochs, stopped; then the same run asked for three continues from epoch 2.
     store = CheckpointStore(tmp_path)
-    first = LSTMForecaster(model, TrainConfig(max_epochs=2, batch_size=16, seed=1))
+    first = LSTMForecaster.from_config(model, TrainConfig(max_epochs=2, batch_size=16, seed=1))
     first.fit_many(series(), checkpoints=store, trainer=ray_trainer(2))
     resumed = whole.fit_many(series(), checkpoints=store, trainer=ray_trainer(2))[0]
     assert [e.epoch for e in resumed.history_] == [1, 2, 3]

@@ -69,6 +69,9 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
         """An unfitted forecaster with the settings of ``[model]`` and ``[train]``."""
         train_params = dataclasses.asdict(train or TrainConfig())
         train_params["epochs"] = train_params.pop("max_epochs")
+        # Where the network trains (Ray Train workers) is the orchestration's, not the
+        # estimator's: fit_many takes it as its trainer.
+        train_params.pop("workers", None)
         return cls(**dataclasses.asdict(model or ModelConfig()), **train_params)
 
     @property

@@ -9,6 +9,7 @@ naming the file and the field. Torch-free: any forecast path can call
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -161,8 +162,10 @@ def _config(check: _Fields, meta: dict):
                                  where="model")
     except ConfigError as exc:
         check.fail("config", f"is invalid ({str(exc).split('; fix the')[0]})")
-    for section in ("model", "train"):
-        if getattr(saved, section) != getattr(config, section):
+    # The model's own train section does not say where it trained (Ray Train workers).
+    train = dataclasses.replace(saved.train, workers=config.train.workers)
+    for section, mine in (("model", saved.model), ("train", train)):
+        if mine != getattr(config, section):
             check.fail(section, "differs from the same section of config")
     return config
 
