@@ -74,3 +74,15 @@ def test_example_configs_load():
     assert len(examples) >= 2
     for path in examples:
         load_config(path)
+
+
+def test_train_workers_are_never_silently_ignored(tmp_path):
+    from marketcast import api
+    from marketcast.config import DataConfig, TrainConfig
+
+    config = Config(data=DataConfig(source=str(tmp_path / "long.csv"), tickers=("A", "B")),
+                    train=TrainConfig(workers=2))
+    with pytest.raises(ConfigError, match="a backtest refits in this process"):
+        api.backtest(config=config, write=False)
+    with pytest.raises(ConfigError, match="call marketcast.scale.train.run_global"):
+        api.run_global(config)

@@ -145,6 +145,9 @@ def backtest(
 def _backtest(config: Config, prices, on_fit, write: bool) -> BacktestResult:
     started = time.perf_counter()
     b = config.backtest
+    if config.train.workers:  # never silently ignored
+        raise ConfigError("train.workers (--train-workers) is for run and train --tickers; "
+                          "a backtest refits in this process: set workers to 0")
     if "naive" not in b.models:
         config = dataclasses.replace(
             config, backtest=dataclasses.replace(b, models=(*b.models, "naive")))

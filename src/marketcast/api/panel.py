@@ -111,6 +111,9 @@ def run_global(config: Config, callback: Callback | None = None,
     trains the network elsewhere (:func:`marketcast.scale.train.run_global` passes Ray
     Train's, as ``config.train.workers`` asks); the folder is the same.
     """
+    if config.train.workers and trainer is None:  # never silently in one process
+        raise ConfigError("train.workers (--train-workers) trains on Ray: call "
+                          "marketcast.scale.train.run_global, or set workers to 0")
     from marketcast.pipeline.global_model import (
         evaluate_tickers,
         fit_global,
