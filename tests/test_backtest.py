@@ -20,6 +20,19 @@ def with_backtest(config, **kwargs):
     # One process unless a test asks for workers: pytest-xdist already fills both cores.
     return dataclasses.replace(config, backtest=BacktestConfig(**{"workers": 1, **kwargs}))
 
+def walk_forward_with_future_changed(config, row: int, tmp_path):
+    """The walk-forward table of ``config`` on the synthetic prices with every price after
+    ``row`` multiplied by 1.7."""
+    raw = synthetic_prices()
+    raw.loc[row + 1 :, ["Open", "High", "Low", "Close", "Adj Close"]] *= 1.7
+    changed = tmp_path / "changed.csv"
+    raw.to_csv(changed, index=False)
+    changed_config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, source=str(changed)))
+    _, series = load_series(changed_config)
+    return walk_forward(series, changed_config)[0]
+
+
 
 def test_cutoffs_and_folds():
     cuts = cutoffs(100, n_windows=5, stride=3, h=2)
@@ -48,14 +61,7 @@ def test_forecasts_at_a_cutoff_ignore_later_data(config, tmp_path):
     _, series = load_series(config)
     table, _ = walk_forward(series, config)
     cutoff_index = int(cutoffs(len(series.y), 20, 2, 1)[7])
-    raw = synthetic_prices()
-    raw.loc[cutoff_index + 1 :, ["Open", "High", "Low", "Close", "Adj Close"]] *= 1.7
-    changed = tmp_path / "changed.csv"
-    raw.to_csv(changed, index=False)
-    config2 = dataclasses.replace(config, data=dataclasses.replace(config.data,
-                                                                    source=str(changed)))
-    _, series2 = load_series(config2)
-    table2, _ = walk_forward(series2, config2)
+    table2 = walk_forward_with_future_changed(config, cutoff_index, tmp_path)
     cutoff = series.dates[cutoff_index]
     before = table[table["cutoff"] <= cutoff].reset_index(drop=True)
     after = table2[table2["cutoff"] <= cutoff].reset_index(drop=True)

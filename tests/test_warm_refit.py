@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import synthetic_prices
-from test_backtest import with_backtest
+from test_backtest import walk_forward_with_future_changed, with_backtest
 from test_global_backtest import panel_backtest_config
 
 from marketcast import api
@@ -30,14 +29,7 @@ def test_warm_refit_never_sees_rows_after_its_cutoff(config, tmp_path):
     table, fits = walk_forward(series, config)
     assert fits == {"lstm": 3}
     t = int(cutoffs(len(series.y), 15, 2, 1)[10])  # first cutoff of the third fold
-    raw = synthetic_prices()
-    raw.loc[t + 1 :, ["Open", "High", "Low", "Close", "Adj Close"]] *= 1.7
-    changed = tmp_path / "changed.csv"
-    raw.to_csv(changed, index=False)
-    config2 = dataclasses.replace(config, data=dataclasses.replace(config.data,
-                                                                    source=str(changed)))
-    _, series2 = load_series(config2)
-    table2, _ = walk_forward(series2, config2)
+    table2 = walk_forward_with_future_changed(config, t, tmp_path)
     seen = table["cutoff"] <= series.dates[t]
     assert seen.sum() == 11  # cutoffs 0..10, one step each
     pd.testing.assert_series_equal(table.loc[seen, "y_hat"], table2.loc[seen, "y_hat"])

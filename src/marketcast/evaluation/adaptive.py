@@ -55,6 +55,7 @@ from marketcast.evaluation.intervals import (
     MIN_CALIBRATION,
     add_sequential_intervals,
     ewma_volatility,
+    scaled_scores,
 )
 
 METHODS = ("conformal", "scaled", "aci")
@@ -86,16 +87,11 @@ def add_aci_intervals(table: pd.DataFrame, level: float, volatility: pd.Series,
     q = np.full(len(table), np.nan)
     used = np.full(len(table), np.nan)
     for _, idx in table.groupby(["model", "step"], sort=False).indices.items():
-        group = table.iloc[idx]
-        sigma = volatility.reindex(pd.DatetimeIndex(group["cutoff"])).to_numpy(float)
-        scale = sigma * np.sqrt(group["step"].to_numpy(float))
-        scores = np.abs(np.log(group["y"].to_numpy() / group["y_hat"].to_numpy())) / scale
-        known_by = np.searchsorted(group["date"].to_numpy(), group["cutoff"].to_numpy(),
-                                   side="right")
+        scale, scores, known_by = scaled_scores(table.iloc[idx], volatility)
         calibration: list[float] = []
-        bound = np.full(len(group), np.nan)  # each row's quantile of the scores
+        bound = np.full(len(idx), np.nan)  # each row's quantile of the scores
         alpha_t, added = alpha, 0
-        for row in range(len(group)):
+        for row in range(len(idx)):
             while added < known_by[row]:
                 if np.isfinite(bound[added]):  # its miss is known now: update the level
                     alpha_t += gamma * (alpha - float(scores[added] > bound[added]))

@@ -41,17 +41,10 @@ def add_sequential_intervals(table: pd.DataFrame, level: float,
     table = table.sort_values(["model", "step", "cutoff"], kind="stable").copy()
     q = np.full(len(table), np.nan)
     for _, idx in table.groupby(["model", "step"], sort=False).indices.items():
-        group = table.iloc[idx]
-        scale = np.ones(len(group))
-        if volatility is not None:
-            sigma = volatility.reindex(pd.DatetimeIndex(group["cutoff"])).to_numpy(float)
-            scale = sigma * np.sqrt(group["step"].to_numpy(float))
-        residuals = np.abs(np.log(group["y"].to_numpy() / group["y_hat"].to_numpy())) / scale
-        known_by = np.searchsorted(group["date"].to_numpy(), group["cutoff"].to_numpy(),
-                                   side="right")
+        scale, residuals, known_by = scaled_scores(table.iloc[idx], volatility)
         calibration: list[float] = []
         added = 0
-        for row in range(len(group)):
+        for row in range(len(idx)):
             while added < known_by[row]:
                 bisect.insort(calibration, residuals[added])
                 added += 1
@@ -60,6 +53,22 @@ def add_sequential_intervals(table: pd.DataFrame, level: float,
     table["lower"] = table["y_hat"] * np.exp(-q)
     table["upper"] = table["y_hat"] * np.exp(q)
     return table.sort_index()
+
+
+def scaled_scores(group: pd.DataFrame, volatility: pd.Series | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the forecasts of one model and step, sorted by cutoff: each row's scale
+    (``volatility`` at its cutoff times ``sqrt(step)``, or 1 without it), its absolute log
+    residual over that scale, and how many rows' target dates are on or before its cutoff
+    (the scores known when it was made)."""
+    scale = np.ones(len(group))
+    if volatility is not None:
+        sigma = volatility.reindex(pd.DatetimeIndex(group["cutoff"])).to_numpy(float)
+        scale = sigma * np.sqrt(group["step"].to_numpy(float))
+    scores = np.abs(np.log(group["y"].to_numpy() / group["y_hat"].to_numpy())) / scale
+    known_by = np.searchsorted(group["date"].to_numpy(), group["cutoff"].to_numpy(),
+                               side="right")
+    return scale, scores, known_by
 
 
 def ewma_volatility(dates: pd.DatetimeIndex, y: np.ndarray, decay: float = 0.94,
