@@ -245,7 +245,7 @@ def test_stale_temporary_files_are_removed_and_foreign_metadata_refused(tmp_path
     table = pa.table({"date": pd.to_datetime(["2020-01-02"]), "close": [1.0]})
     pq.write_table(table.replace_schema_metadata({b"marketcast": b"{not json"}),
                    tmp_path / "BBB.parquet")
-    with pytest.raises(DataError, match="metadata under 'marketcast' that marketcast did not"):
+    with pytest.raises(DataError, match="metadata .marketcast. is not JSON; it was edited"):
         read_stored("BBB", tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="cannot write to the store .*file"):

@@ -3,7 +3,8 @@
 ``<store>/<TICKER>.parquet`` holds the columns ``date, open, high, low, close, adj_close,
 volume`` (Yahoo's ``close`` is split-adjusted, ``adj_close`` also dividend-adjusted) and, in
 the Parquet key-value metadata under ``marketcast``, JSON: the ticker, the source and one
-entry per download (UTC time, dates asked for, rows added). Nothing is pickled.
+entry per download (UTC time, dates asked for, rows added); :mod:`~.parquet` checks both on
+every read and write. Nothing is pickled.
 
 Updates are incremental: only the days before the first and after the last stored day are
 fetched, each range starting on the stored edge day. If that edge day's prices changed at
@@ -17,11 +18,8 @@ directory; ``--store`` chooses another.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
-import re
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,23 +29,24 @@ import filelock
 import numpy as np
 import pandas as pd
 
-from marketcast.data.readers import DATE_NAMES, normalize_name
+from marketcast.data.parquet import (
+    COLUMNS,
+    FORMAT_VERSION,
+    MAX_LOG,
+    TICKER,
+    read_parquet,
+    write_parquet,
+)
+from marketcast.data.readers import normalize_name
 from marketcast.errors import ConfigError, DataError, listed, shown
-from marketcast.files import follow_umask, sync_file
 
 log = logging.getLogger("marketcast")
 
 STORE_ENV = "MARKETCAST_STORE"
-META_KEY = b"marketcast"
-FORMAT_VERSION = 1
-COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
 # First day asked for a ticker the store does not hold yet, when --start is not given.
 DEFAULT_START = "2000-01-01"
 # A stored edge day whose close differs by more than this when fetched again: restated.
 RESTATE_TOLERANCE = 1e-6
-# Downloads remembered per ticker; older entries are dropped to keep the footer small.
-MAX_LOG = 100
-TICKER = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.^=_-]{0,31}")
 
 # fetch(ticker, first_day, last_day) -> frame of daily prices, both days inclusive.
 Fetch = Callable[[str, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -94,57 +93,7 @@ def read_stored(ticker: str, store: str | Path | None = None) -> tuple[pd.DataFr
             f"{ticker.upper()} is not in the store {path.parent}; run "
             f"`marketcast data download {ticker.upper()}` first"
         )
-    return read_parquet(path)
-
-
-def read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
-    """Any Parquet price file: float columns indexed by ``date``, plus our metadata if any."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read {path} as Parquet ({exc}); download it again") from None
-    try:
-        meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        meta = None
-    if not isinstance(meta, dict) or not isinstance(meta.get("downloads", []), list):
-        raise DataError(f"{path} has metadata under 'marketcast' that marketcast did not "
-                        "write; download it again into a new store")
-    frame = table.to_pandas()
-    frame.columns = [normalize_name(c) for c in frame.columns]
-    date = next((c for c in DATE_NAMES if c in frame.columns), None)
-    if date is not None:
-        frame = frame.set_index(date)
-    elif not isinstance(frame.index, pd.DatetimeIndex):
-        raise DataError(f"{path} has no date column; write it with a 'date' column")
-    index = pd.DatetimeIndex(frame.index)
-    index = index.tz_localize(None) if index.tz is not None else index
-    numeric = frame.select_dtypes("number").astype(np.float64)
-    return numeric.set_axis(pd.DatetimeIndex(index.normalize(), name="date")), meta
-
-
-def write_parquet(path: Path, frame: pd.DataFrame, meta: dict) -> None:
-    """Write through a temporary file and rename: readers never see half a file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame.rename_axis("date").reset_index(), preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        sync_file(Path(tmp))
-        follow_umask(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return read_parquet(path, ticker.strip().upper())
 
 
 def list_store(store: str | Path | None = None) -> pd.DataFrame:
@@ -230,7 +179,7 @@ def _update(ticker: str, path: Path, start: pd.Timestamp | None, end: pd.Timesta
 
 def _merge(ticker: str, path: Path, start: pd.Timestamp | None, end: pd.Timestamp,
            fetch: Fetch, source: str) -> DownloadReport:
-    old, meta = read_parquet(path) if path.is_file() else (None, {})
+    old, meta = read_parquet(path, ticker) if path.is_file() else (None, {})
     start = start if start is not None else (
         old.index[0] if old is not None and len(old) else pd.Timestamp(DEFAULT_START))
     if start > end:
