@@ -56,7 +56,7 @@ def test_folder_of_per_ticker_files(tmp_path):
     # Kaggle's per-ticker files: TICKER_data.csv with a Name column.
     b.assign(Name="BRK.B").to_csv(folder / "BRK.B_data.csv", index=False)
     frame_c = load_prices_from(c, tmp_path)
-    write_parquet(folder / "CCC.parquet", frame_c, {})
+    frame_c.to_parquet(folder / "CCC.parquet")
     (folder / "notes.md").write_text("not prices")
     np.testing.assert_allclose(load_prices(str(folder), ticker="aaa")["close"], a["Close"])
     np.testing.assert_allclose(load_prices(str(folder), ticker="BRK.B")["close"], b["Close"])
@@ -77,14 +77,15 @@ def load_prices_from(raw: pd.DataFrame, tmp_path) -> pd.DataFrame:
 def test_parquet_file_reads_like_its_csv(tmp_path):
     frame = load_prices_from(synthetic_prices(40), tmp_path)
     path = tmp_path / "p.parquet"
-    write_parquet(path, frame, {"source": "test"})
+    frame.to_parquet(path)
     pd.testing.assert_frame_equal(load_prices(str(path)), frame)
 
 
 def test_store_source_reads_the_store(tmp_path, monkeypatch):
     frame = load_prices_from(synthetic_prices(40), tmp_path)
     monkeypatch.setenv("MARKETCAST_STORE", str(tmp_path / "store"))
-    write_parquet(tmp_path / "store" / "AAA.parquet", frame, {})
+    write_parquet(tmp_path / "store" / "AAA.parquet", frame, {
+        "format_version": 1, "ticker": "AAA", "source": "test", "downloads": []})
     pd.testing.assert_frame_equal(load_prices("store:aaa"), frame)
     with pytest.raises(DataError, match="BBB is not in the store .*data download BBB"):
         load_prices("store:BBB")
