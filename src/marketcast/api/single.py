@@ -36,6 +36,7 @@ from marketcast.pipeline.series import (
 )
 from marketcast.runs import folder as run_folder
 from marketcast.runs.layout import Kind
+from marketcast.runs.residuals import read_residuals
 from marketcast.runs.schema import finite_or_fail
 
 if TYPE_CHECKING:  # the training loop imports torch; forecasts do not need it
@@ -191,10 +192,7 @@ class _SavedRun:
 
     @functools.cached_property
     def residuals(self) -> pd.DataFrame | None:
-        path = Path(self.run_dir) / RESIDUALS
-        if not path.is_file():
-            return None
-        return pd.read_csv(path, keep_default_na=False, dtype={"ticker": str})
+        return read_residuals(self.run_dir, self.meta)
 
     def model(self, ticker=None, engine: str = "numpy") -> tuple[Config, BaseForecaster, dict]:
         """Config, LSTM (computed with ``engine``) and metadata (of ``ticker``, for a global
