@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import small_config
 from test_checkpoint import DRIVER, TRAIN
 from test_cli import FAST, assert_one_line_error, cli
 
@@ -95,3 +96,56 @@ def test_sigterm_keeps_the_checkpoint_and_removes_the_staging_folder(prices_csv,
     assert "Traceback" not in err
     assert (folder / CHECKPOINT).is_file()  # resumable
     assert sorted(p.name for p in runs.iterdir()) == [CHECKPOINTS]  # no staging folder
+
+
+SMALL = {"lookback": 10, "layers": 1, "units": 8, "epochs": 2, "days": 5}
+
+
+def test_the_python_api_raises_our_error_chained_from_the_os_error(capsys, prices_csv,
+                                                                   tmp_path, monkeypatch):
+    import marketcast
+    from marketcast.errors import StorageError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    y = marketcast.load_prices(str(prices_csv))["close"]
+    with pytest.raises(StorageError) as caught:
+        marketcast.run(y, write=afile / "runs", name="n", **SMALL)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.__cause__.errno == errno.ENOTDIR
+    assert str(caught.value).startswith("Not a directory: ")
+    assert str(caught.value).endswith("a part of the path is a file, not a folder; pass a folder")
+    # The same line as the command line prints for the same failure.
+    code, _, err = cli(capsys, "run", "--data", str(prices_csv), "--runs-dir",
+                       str(afile / "runs"), "--name", "n", *FAST)
+    assert code == 2 and err == f"error: {caught.value}\n"
+
+    runs = tmp_path / "runs"
+    monkeypatch.setattr("marketcast.files.os.replace", fail_with(errno.ENOSPC))
+    with pytest.raises(StorageError, match="No space left on device: .*free some disk space"
+                       ) as caught:
+        marketcast.train_run(small_config(prices_csv, runs, units=8))
+    assert caught.value.__cause__.errno == errno.ENOSPC
+    assert not runs.exists() or [p.name for p in runs.iterdir()] == []
+    with pytest.raises(marketcast.ArtifactError, match="run folder .*missing not found"):
+        marketcast.forecast(tmp_path / "missing")
+
+
+def test_a_storage_error_stops_a_batch_instead_of_failing_each_job(prices_csv, tmp_path,
+                                                                    monkeypatch):
+    from marketcast.errors import MarketcastError, StorageError, os_errors
+    from marketcast.scale.batch import run_job
+
+    calls = []
+
+    def disk_full(config):
+        calls.append(config)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "x")
+
+    monkeypatch.setattr("marketcast.api.run", os_errors(disk_full))  # as run is decorated
+    with pytest.raises(StorageError, match="No space left on device"):
+        run_job(small_config(prices_csv, tmp_path), "AAA", "run")
+    assert len(calls) == 1
+    monkeypatch.setattr("marketcast.api.run",
+                        lambda config: (_ for _ in ()).throw(MarketcastError("bad ticker")))
+    assert run_job(small_config(prices_csv, tmp_path), "AAA", "run")["error"] == "bad ticker"

@@ -18,6 +18,7 @@ from marketcast.errors import (
     DataError,
     MarketcastError,
     NotFittedError,
+    StorageError,
     TrainingError,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "DataError",
     "MarketcastError",
     "NotFittedError",
+    "StorageError",
     "TrainingError",
     *_LAZY,
 ]

@@ -2,9 +2,13 @@
 
 Every error a user can cause derives from :class:`MarketcastError`. The CLI maps these to a
 one-line ``error: ...`` message and a non-zero exit code; anything else is a bug and keeps its
-traceback.
+traceback. A failure of the operating system (disk full, a read-only or missing folder) in
+a public function becomes a :class:`StorageError` (see :func:`os_errors`) chained from the
+``OSError``, with the line the CLI prints.
 """
 
+import errno
+import functools
 
 # Longest value quoted in a message: a 10 MB value is cut, never echoed whole.
 SHOWN = 80
@@ -74,3 +78,45 @@ class BatchError(MarketcastError):
     """Some per-ticker jobs of a batch failed; the others finished and were reported."""
 
     exit_code = 1
+
+
+class StorageError(MarketcastError):
+    """The operating system refused to read or write a file: disk full, a read-only or
+    missing folder, a path that is a file. ``__cause__`` holds the ``OSError``."""
+
+
+# What to do about an operating-system failure, by errno.
+OS_ADVICE = {
+    errno.ENOSPC: "free some disk space and run again",
+    errno.EDQUOT: "free some disk space and run again",
+    errno.EROFS: "the file system is read-only; pass a writable folder",
+    errno.EACCES: "check the permissions, or pass a folder you can write to",
+    errno.EPERM: "check the permissions, or pass a folder you can write to",
+    errno.ENOENT: "check the path; create the folder first",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; pass a folder",
+    errno.EEXIST: "a file is in the way; pass a folder",
+    errno.EISDIR: "the path is a folder; pass a file name",
+    errno.ENAMETOOLONG: "use a shorter path or name",
+}
+
+
+def os_message(exc: OSError) -> str:
+    """One line about an ``OSError``: what failed, on which path, and what to do."""
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or type(exc).__name__
+    advice = OS_ADVICE.get(exc.errno, "check the path, the permissions and the free space")
+    return f"{what}: {shown(str(where), 200) if where else 'a file'}; {advice}"
+
+
+def os_errors(function):
+    """Decorate a public function: an ``OSError`` escaping it is raised again as a
+    :class:`StorageError` with :func:`os_message`'s line, chained from it."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except OSError as exc:
+            raise StorageError(os_message(exc)) from exc
+
+    return wrapper

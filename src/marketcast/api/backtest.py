@@ -18,7 +18,7 @@ from marketcast.api.inputs import Data, resolve, write_target
 from marketcast.api.results import test_figure
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
-from marketcast.errors import ConfigError
+from marketcast.errors import ConfigError, os_errors
 from marketcast.evaluation.adaptive import CALIBRATION, Choice, evaluate_intervals
 from marketcast.evaluation.interval_summary import (
     intervals_by_ticker,
@@ -102,6 +102,7 @@ class BacktestResult(Shown):
         return test_figure(name, self.table, self.strategy)
 
 
+@os_errors
 def backtest(
     data: Data | Config = None,
     *,

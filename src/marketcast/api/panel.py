@@ -15,7 +15,7 @@ from marketcast import files
 from marketcast.api.display import Shown
 from marketcast.api.save import MODEL_PACKAGES
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ArtifactError, ConfigError, DataError
+from marketcast.errors import ArtifactError, ConfigError, DataError, os_errors
 from marketcast.runs import folder as run_folder
 from marketcast.runs import layout
 from marketcast.runs.layout import Kind
@@ -92,6 +92,7 @@ def judge_intervals(table: pd.DataFrame, panel, config: Config):
     return table, rows, summarize_intervals(rows, level), fans
 
 
+@os_errors
 def run_global(config: Config, callback: Callback | None = None,
                on_ticker: Callable[[int, int], None] | None = None,
                resume: bool | str | Path = False, evaluate: bool = True,
@@ -235,6 +236,7 @@ def trade_tickers(per_ticker: pd.DataFrame, table: pd.DataFrame,
     return per_ticker, strategies
 
 
+@os_errors
 def evaluate_global(run_dir: str | Path,
                     on_ticker: Callable[[int, int], None] | None = None) -> GlobalEvaluation:
     """Reload a global model's folder, check each ticker's data is unchanged, and re-score

@@ -10,6 +10,7 @@ from marketcast import files
 from marketcast.api.results import Evaluation, Trained
 from marketcast.config import Config, config_to_toml
 from marketcast.data import data_sha256, summarize
+from marketcast.errors import os_errors
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import wide_predictions
 from marketcast.runs import folder as run_folder
@@ -20,6 +21,7 @@ from marketcast.runs.layout import RESIDUALS, Kind
 MODEL_PACKAGES = ("marketcast", "torch", "numpy", "pandas", "scikit-learn", "safetensors")
 
 
+@os_errors
 def write_run(trained: Trained, evaluation: Evaluation | None, future: pd.DataFrame | None,
               seconds: float, runs_dir: str | Path | None = None,
               name: str | None = None) -> Path:

@@ -19,7 +19,14 @@ from marketcast.api.save import RESIDUALS, label, write_run
 from marketcast.config import LIMITS, Config
 from marketcast.data import data_sha256
 from marketcast.data.quality import note_quality
-from marketcast.errors import ArtifactError, ConfigError, DataError, NotMultiTicker, shown
+from marketcast.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    NotMultiTicker,
+    os_errors,
+    shown,
+)
 from marketcast.evaluation.intervals import ewma_volatility
 from marketcast.models import BaseForecaster, NaiveForecaster, saved_lstm
 from marketcast.pipeline.series import (
@@ -43,6 +50,7 @@ if TYPE_CHECKING:  # the training loop imports torch; forecasts do not need it
     from marketcast.nn.train import Callback, Checkpoints
 
 
+@os_errors
 def train(config: Config | None = None, callback: Callback | None = None,
           checkpoints: Checkpoints | None = None, data=None) -> Trained:
     """Load the configured data (or ``data``, prices in memory), split it and fit the LSTM
@@ -59,6 +67,7 @@ def train(config: Config | None = None, callback: Callback | None = None,
     return Trained(config, frame, series, split, models)
 
 
+@os_errors
 def train_run(config: Config | None = None, callback: Callback | None = None,
               resume: bool | str | Path = False, track: str | None = None,
               ) -> tuple[Trained, Path]:
@@ -84,6 +93,7 @@ def train_run(config: Config | None = None, callback: Callback | None = None,
     return trained, path
 
 
+@os_errors
 def evaluate(trained: Trained) -> Evaluation:
     """Score every model on the test period, each forecasting from the true history only,
     and trade on its one-day-ahead forecasts (:mod:`marketcast.evaluation.strategy`).
@@ -117,6 +127,7 @@ def evaluate(trained: Trained) -> Evaluation:
                       residuals, comparisons, strategies, intervals, fan)
 
 
+@os_errors
 def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     """Reload a saved run, check its data is unchanged, and re-score the test period (every
     ticker's, for a global model's folder: :func:`marketcast.api.panel.evaluate_global`)."""
@@ -137,6 +148,7 @@ def evaluate_run(run_dir: str | Path) -> Evaluation | GlobalEvaluation:
     return result
 
 
+@os_errors
 def forecast_tickers(
     run_dir: str | Path, tickers: Sequence[str], data: str | None = None,
     days: int | None = None, interval: float | None = None, engine: str = "numpy",
@@ -159,6 +171,7 @@ def forecast_tickers(
     return table[["ticker", *(c for c in table.columns if c != "ticker")]]
 
 
+@os_errors
 def forecast(
     run_dir: str | Path, data: str | None = None, days: int | None = None,
     interval: float | None = None, ticker: str | None = None, engine: str = "numpy",
@@ -267,6 +280,7 @@ def _check_forecast_options(days, interval) -> None:
                           "e.g. 0.9")
 
 
+@os_errors
 def load_run(run_dir: str | Path, ticker=None,
              engine: str = "torch") -> tuple[Config, BaseForecaster, dict]:
     """Config, LSTM and metadata of a verified run folder (no pickle involved).
@@ -298,6 +312,7 @@ def _global_ticker(run_dir, meta: dict, ticker) -> dict:
     return ticker_meta(meta, ticker)
 
 
+@os_errors
 def run(data: Data | Config = None, *, config: Config | None = None,
         write: bool | str | Path | None = None, track: str | None = None,
         callback: Callback | None = None, config_path: str | Path | None = None,

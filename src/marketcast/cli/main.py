@@ -5,7 +5,6 @@ Every user mistake ends as one ``error: ...`` line on stderr and exit code 2; no
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import sys
@@ -27,7 +26,7 @@ from marketcast.cli.options import (
 )
 from marketcast.cli.progress import CountProgress, EpochProgress
 from marketcast.cli.scale import batch, study, tune
-from marketcast.errors import MarketcastError, shown
+from marketcast.errors import MarketcastError, os_message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,28 +278,6 @@ def _on_sigterm(signum, frame) -> None:
     raise _Terminated
 
 
-# What to do about an operating-system failure, by errno.
-OS_ADVICE = {
-    errno.ENOSPC: "free some disk space and run again",
-    errno.EDQUOT: "free some disk space and run again",
-    errno.EROFS: "the file system is read-only; pass a writable folder",
-    errno.EACCES: "check the permissions, or pass a folder you can write to",
-    errno.EPERM: "check the permissions, or pass a folder you can write to",
-    errno.ENOENT: "check the path; create the folder first",
-    errno.ENOTDIR: "a part of the path is a file, not a folder; pass a folder",
-    errno.EEXIST: "a file is in the way; pass a folder",
-    errno.EISDIR: "the path is a folder; pass a file name",
-    errno.ENAMETOOLONG: "use a shorter path or name",
-}
-
-
-def _os_message(exc: OSError) -> str:
-    where = exc.filename if exc.filename is not None else ""
-    what = exc.strerror or type(exc).__name__
-    advice = OS_ADVICE.get(exc.errno, "check the path, the permissions and the free space")
-    return f"{what}: {shown(str(where), 200) if where else 'a file'}; {advice}"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning our errors, usage errors and failures of the
     operating system (disk full, read-only or missing folders) into one line."""
@@ -335,7 +312,7 @@ def _main(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except OSError as exc:
-        _fail(_os_message(exc), 2)
+        _fail(os_message(exc), 2)
     except MemoryError:
         _fail("out of memory; use less data, a smaller --lookback or fewer --units", 2)
 

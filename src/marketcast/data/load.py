@@ -24,7 +24,7 @@ from marketcast.data.sources import (
     read_all,
     read_source,
 )
-from marketcast.errors import DataError, listed, shown
+from marketcast.errors import DataError, listed, os_errors, shown
 
 log = logging.getLogger("marketcast")
 # Prices beyond (1/MAX_PRICE, MAX_PRICE) overflow or underflow float64 in the fourth powers
@@ -32,6 +32,7 @@ log = logging.getLogger("marketcast")
 MAX_PRICE = 1e50
 
 
+@os_errors
 def load_prices(
     source: str | pd.Series | pd.DataFrame = "sp500",
     *,
@@ -158,6 +159,7 @@ def validate_prices(
     return frame
 
 
+@os_errors
 def check_data(
     source: str = "sp500", *, ticker: str | None = None, start: str | None = None,
     end: str | None = None, date_column: str | None = None, target: str = "close",

@@ -28,7 +28,7 @@ from marketcast.data.readers import (
     ticker_column,
     to_frame,
 )
-from marketcast.errors import DataError, NotMultiTicker
+from marketcast.errors import DataError, NotMultiTicker, os_errors
 
 BUILTIN_SOURCES = ("sp500",)
 # sp500 is 1999-2018; the default job uses the post-crisis decade.
@@ -151,6 +151,7 @@ def ticker_names(source: str, *, date_column: str | None = None) -> list[str]:
     return [t for t in _ticker_readers(Path(source).expanduser(), date_column, ()) if t]
 
 
+@os_errors
 def list_tickers(source: str, *, date_column: str | None = None) -> pd.DataFrame:
     """``ticker, start, end, rows``: one row per ticker of a source."""
     rows = [

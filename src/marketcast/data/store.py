@@ -38,7 +38,7 @@ from marketcast.data.parquet import (
     write_parquet,
 )
 from marketcast.data.readers import normalize_name
-from marketcast.errors import ConfigError, DataError, listed, shown
+from marketcast.errors import ConfigError, DataError, listed, os_errors, shown
 
 log = logging.getLogger("marketcast")
 
@@ -96,6 +96,7 @@ def read_stored(ticker: str, store: str | Path | None = None) -> tuple[pd.DataFr
     return read_parquet(path, ticker.strip().upper())
 
 
+@os_errors
 def list_store(store: str | Path | None = None) -> pd.DataFrame:
     """``ticker, start, end, rows, source, downloaded``: one row per stored ticker."""
     folder = Path(store).expanduser() if store else default_store()
@@ -114,6 +115,7 @@ def list_store(store: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ticker", "start", "end", "rows", "source", "downloaded"])
 
 
+@os_errors
 def download(
     tickers: Sequence[str], start: str | None = None, end: str | None = None,
     store: str | Path | None = None, fetch: Fetch | None = None, source: str | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from marketcast.errors import ArtifactError, shown
+from marketcast.errors import ArtifactError, os_errors, shown
 from marketcast.report import plots
 from marketcast.report.blocks import RunFiles, code
 from marketcast.report.panel import global_sections
@@ -26,6 +26,7 @@ from marketcast.runs.layout import Kind
 REPORT = "report.html"
 
 
+@os_errors
 def report(run_dir: str | Path) -> Path:
     """Write ``report.html`` into a finished run folder and add it to the manifest.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.errors import ConfigError, MarketcastError
+from marketcast.errors import ConfigError, MarketcastError, StorageError, os_errors
 from marketcast.evaluation.multiple import adjust_p_values
 from marketcast.scale.distributed import ray_session
 
@@ -80,12 +80,15 @@ def _job(config: Config, ticker: str, command: str) -> dict:
             if score.model != "naive":
                 row[f"theils_u_{score.model}"] = score.theils_u
                 row[f"dm_p_{score.model}"] = score.dm_p_value
+    except StorageError:
+        raise  # a full disk or a read-only folder fails every job after it too: stop
     except MarketcastError as exc:
         row.update(status="error", error=str(exc))
     row["seconds"] = round(time.perf_counter() - started, 2)
     return row
 
 
+@os_errors
 def batch(
     config: Config,
     tickers: Sequence[str],

@@ -22,7 +22,7 @@ import pandas as pd
 
 from marketcast import files
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ConfigError, MarketcastError, TrainingError
+from marketcast.errors import ConfigError, MarketcastError, TrainingError, os_errors
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series, load_series, split_series
 from marketcast.runs.layout import BEST_CONFIG, EPOCHS, STUDY, Kind
@@ -66,6 +66,7 @@ def parse_list(flag: str, text: str, kind: type) -> tuple:
     return values
 
 
+@os_errors
 def study(config: Config, epochs: Sequence[int], grid: dict[str, Sequence] | None = None,
           backend: str = "local", address: str | None = None, output: str | Path | None = None,
           on_done: OnDone | None = None) -> StudyResult:

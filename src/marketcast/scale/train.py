@@ -35,7 +35,7 @@ import torch
 
 from marketcast import files
 from marketcast.config import Config, TrainConfig
-from marketcast.errors import ConfigError, MarketcastError, TrainingError
+from marketcast.errors import ConfigError, MarketcastError, TrainingError, os_errors
 from marketcast.nn.checkpoint import CHECKPOINT, CheckpointStore
 from marketcast.nn.network import StackedLSTM
 from marketcast.nn.parallel import DataParallel, same_weights
@@ -49,6 +49,7 @@ RAY_FOLDER, RAY_RUN = "ray", "train"
 LOOPBACK = "127.0.0.1"
 
 
+@os_errors
 def run_global(config: Config, address: str | None = None, **kwargs):
     """:func:`marketcast.run_global` with the network trained on ``config.train.workers``
     Ray Train workers (Ray at ``address``, or started on this machine, on 127.0.0.1 only).

@@ -28,7 +28,7 @@ import pandas as pd
 
 from marketcast import files
 from marketcast.config import Config, config_to_toml
-from marketcast.errors import ConfigError, MissingDependencyError
+from marketcast.errors import ConfigError, MissingDependencyError, os_errors
 from marketcast.models.windows import Split
 from marketcast.pipeline.series import Series, load_series, split_series
 from marketcast.report.search import summarize_trials
@@ -141,6 +141,7 @@ def fit_trial(seen: Series, split: Split, config: Config, report: OnEpoch) -> pd
         torch.set_num_threads(threads)
 
 
+@os_errors
 def tune(
     config: Config,
     n_trials: int = 20,
