@@ -177,3 +177,61 @@ def test_echoed_values_are_cut():
     assert len(shown("x" * 10_000)) == 80
     assert shown("ok") == "'ok'" and shown("\x1b[31m") == "'\\x1b[31m'"
     assert shown(10**5000).startswith("<an integer of")
+
+
+HANG = """
+import sys
+import pandas as pd
+from marketcast.config import SplitConfig
+from marketcast.errors import DataError
+from marketcast.models.windows import split_rows
+try:
+    split_rows(pd.bdate_range("2020-01-01", periods=5), SplitConfig(), 10**10, 10**9, 1)
+except DataError as exc:
+    print(f"error: {exc}")
+"""
+
+
+def test_inputs_that_hung_end_with_one_line_under_a_time_limit(tmp_path):
+    """Each of these once hung (a loop counting to 4e9, pandas on a 10 MB line); each runs
+    in its own process, killed after 60 s."""
+    commas = tmp_path / "commas.csv"
+    commas.write_bytes(b"," * 10_000_000)
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "src"),
+           "OMP_NUM_THREADS": "1"}
+    for args, message in [
+        (["-m", "marketcast", "run", "--lookback", "10000000000", "--runs-dir",
+          str(tmp_path / "runs")], "model.lookback 10000000000 is above its limit"),
+        (["-m", "marketcast", "data", "--data", str(commas)], "has a line over 1,048,576"),
+        (["-c", HANG], "days are too few"),
+    ]:
+        out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                             timeout=60, env=env)  # TimeoutExpired fails the test
+        line = (out.stderr or out.stdout).strip()
+        assert line.startswith("error: ") and "\n" not in line and message in line, line
+        assert "Traceback" not in out.stderr
+
+
+TEN_MB = "x" * 10_000_000
+
+
+@pytest.mark.parametrize("args", [
+    *(["run", flag, TEN_MB] for flag in (
+        "--name", "--start", "--target", "--features", "--tickers", "--data", "--runs-dir",
+        "--config", "--fill", "--interval-method")),
+    ["backtest", "--models", TEN_MB], ["backtest", "--rule", TEN_MB],
+    ["forecast", "--run", TEN_MB], ["data", "download", TEN_MB], ["data", "--data", TEN_MB],
+], ids=lambda args: " ".join(a for a in args if a != TEN_MB))
+def test_a_10_mb_value_is_cut_in_the_error_line(capsys, tmp_path, args):
+    """Ours and click's messages alike: the value is cut, the line stays one line."""
+    runs = [] if args[0] not in ("run", "backtest") or "--runs-dir" in args else \
+        ["--runs-dir", str(tmp_path / "runs")]
+    code, _, err = cli(capsys, *args, *runs)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err[:200]
+    assert len(err) < 600 and "x" * 300 not in err.lower()
+
+
+def test_a_300_character_name_is_one_line(capsys, tmp_path):
+    code, _, err = cli(capsys, "run", "--name", "n" * 300, "--runs-dir", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "must be a plain folder name")
+    assert len(err) < 400 and not (tmp_path / "r").exists()

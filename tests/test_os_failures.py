@@ -3,6 +3,7 @@ disk full, read-only or missing folders, a path that is a file, a name too long;
 handled like Ctrl-C."""
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -149,3 +150,55 @@ def test_a_storage_error_stops_a_batch_instead_of_failing_each_job(prices_csv, t
     monkeypatch.setattr("marketcast.api.run",
                         lambda config: (_ for _ in ()).throw(MarketcastError("bad ticker")))
     assert run_job(small_config(prices_csv, tmp_path), "AAA", "run")["error"] == "bad ticker"
+
+
+def test_a_read_only_report_folder_and_a_crash_before_the_manifest(capsys, prices_csv,
+                                                                   tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    code, _, _ = cli(capsys, "train", "--data", str(prices_csv), "--runs-dir", str(runs),
+                     "--name", "m", *FAST)
+    assert code == 0
+    folder = runs / "m"
+    (folder / "report.html").unlink()  # so that `report` writes one
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with monkeypatch.context() as patched:
+        patched.setattr("marketcast.files.os.replace", fail_with(errno.EROFS))
+        code, _, err = cli(capsys, "report", str(folder))
+    assert_one_line_error(code, err, "Read-only file system: ")
+    assert "the file system is read-only; pass a writable folder" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no .tmp left
+
+    real = os.replace
+
+    def crash_at_the_manifest(src, dst):
+        if str(dst).endswith("manifest.json"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        return real(src, dst)
+
+    # The report being replaced differs from the new one (as after an upgrade).
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["report.html"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with monkeypatch.context() as patched:  # report.html renamed in, the manifest not
+        patched.setattr("marketcast.files.os.replace", crash_at_the_manifest)
+        code, _, err = cli(capsys, "report", str(folder))
+    assert code == 2 and "Input/output error" in err
+    assert (folder / "report.html").is_file()
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))  # says how to repair
+    assert_one_line_error(code, err, f"rewrite it with `marketcast report {folder}`")
+    code, _, err = cli(capsys, "report", str(folder))
+    assert code == 0, err
+    code, out, err = cli(capsys, "forecast", "--run", str(folder))
+    assert code == 0 and out.startswith("date,lstm"), err
+
+
+def test_data_download_into_a_store_that_is_a_file(capsys, tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    fetched = []
+    monkeypatch.setattr("marketcast.data.store._yahoo_source", lambda: "Yahoo (faked)")
+    monkeypatch.setattr("marketcast.data.store.yahoo_fetch", lambda *a: fetched.append(a))
+    code, _, err = cli(capsys, "data", "download", "AAA", "--store", str(afile))
+    assert_one_line_error(code, err, f"cannot write to the store {afile}")
+    assert "pass a writable folder with --store" in err
+    assert fetched == [] and afile.read_text() == "x"

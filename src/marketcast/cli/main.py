@@ -317,7 +317,16 @@ def _main(argv: list[str] | None) -> None:
         _fail("out of memory; use less data, a smaller --lookback or fewer --units", 2)
 
 
+# A word (a path, a quoted value) and a whole error line are cut beyond these: a message
+# quoting a 10 MB value, ours or click's, stays one readable line.
+LONGEST_WORD, LONGEST_LINE = 300, 2000
+
+
 def _fail(message: str, code: int) -> None:
-    one_line = " ".join(message.split())
+    words = (w if len(w) <= LONGEST_WORD else w[:LONGEST_WORD - 1] + "\u2026"
+             for w in message.split())
+    one_line = " ".join(words)
+    if len(one_line) > LONGEST_LINE:
+        one_line = one_line[:LONGEST_LINE - 1] + "\u2026"
     print(f"error: {one_line}", file=sys.stderr)
     sys.exit(code)

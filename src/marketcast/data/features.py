@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from marketcast.errors import DataError, listed
+from marketcast.errors import DataError, listed, shown
 
 # name -> whether it takes a window length N
 DERIVED = {"log_return": False, "range": False, "macd": False,
@@ -77,7 +77,8 @@ def compute_feature(frame: pd.DataFrame, name: str, price: str = "close") -> pd.
                             f"{', '.join(missing)}. Drop 'range' from --features")
         return (frame["high"] - frame["low"]) / frame["close"]
     if price not in frame.columns:
-        raise DataError(f"feature {name!r} is computed from {price!r}, which the data lacks")
+        raise DataError(f"feature {shown(name)} is computed from {shown(price)}, which the "
+                        "data lacks")
     p = frame[price]
     returns = np.log(p / p.shift(1))
     if base == "log_return":
@@ -111,7 +112,7 @@ def _parse(name: str, columns: Sequence[str]) -> tuple[str, int | None]:
     windowed = DERIVED.get(base)
     if windowed is None or windowed != (digits is not None) or (digits and int(digits) < 2):
         raise DataError(
-            f"feature {name!r} is neither a column of the data ({listed(columns)}) nor a "
+            f"feature {shown(name)} is neither a column of the data ({listed(columns)}) nor a "
             "derived feature (log_return, range, volatilityN, rsiN, macd, sma_ratioN with "
             "N >= 2, e.g. rsi14); fix --features"
         )

@@ -141,7 +141,7 @@ def validate_prices(
         wide = " (a file with one column per ticker needs --ticker NAME)" \
             if missing[0] == "close" else ""
         raise DataError(
-            f"column {missing[0]!r} not found; the data has: {listed(frame.columns)}. "
+            f"column {shown(missing[0])} not found; the data has: {listed(frame.columns)}. "
             f"Pass --target/--features with one of those{wide}"
         )
     frame = frame.astype("float64").replace([np.inf, -np.inf], np.nan)
@@ -273,7 +273,7 @@ def _drop_warmup(frame: pd.DataFrame, derived: Sequence[str]) -> pd.DataFrame:
     if any(first is None for first in firsts):
         name = derived[firsts.index(None)]
         raise DataError(
-            f"feature {name!r} has no value in the {len(frame)} days selected (too few days "
+            f"feature {shown(name)} has no value in the {len(frame)} days selected (too few days "
             "for its window); use more data or a shorter window"
         )
     first = max(firsts)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from marketcast.data.load import parse_date, prepare_frame, validate_prices
 from marketcast.data.sources import read_many
-from marketcast.errors import DataError, MarketcastError
+from marketcast.errors import SHOWN, DataError, MarketcastError
 
 log = logging.getLogger("marketcast")
 
@@ -59,7 +59,7 @@ def load_many(
         log.removeFilter(notes)
         notes.say()
     if not frames:
-        reasons = "; ".join(f"{t}: {why}" for t, why in list(skipped.items())[:3])
+        reasons = "; ".join(f"{t}: {why}"[:SHOWN * 3] for t, why in list(skipped.items())[:3])
         raise DataError(f"no usable ticker in {source} ({reasons})")
     return frames, skipped
 

@@ -78,7 +78,7 @@ def store_file(ticker: str, store: str | Path | None = None) -> Path:
     ticker = ticker.strip().upper()
     if not TICKER.fullmatch(ticker):
         raise DataError(
-            f"{ticker!r} is not a ticker symbol; use letters, digits and . ^ = _ - only "
+            f"{shown(ticker)} is not a ticker symbol; use letters, digits and . ^ = _ - only "
             "(e.g. AAPL, BRK-B, ^GSPC)"
         )
     return Path(store).expanduser() / f"{ticker}.parquet" if store else \

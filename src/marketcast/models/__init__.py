@@ -7,7 +7,7 @@ saved model (:func:`saved_lstm` with the numpy engine) never imports torch.
 from __future__ import annotations
 
 from marketcast.config import Config
-from marketcast.errors import ConfigError
+from marketcast.errors import ConfigError, shown
 from marketcast.models.arima import ARIMAForecaster
 from marketcast.models.base import BaseForecaster
 from marketcast.models.baselines import DriftForecaster, LinearForecaster, NaiveForecaster
@@ -38,7 +38,7 @@ def make_model(name: str, config: Config) -> BaseForecaster:
         return ARIMAForecaster()
     if name == "garch":
         return GARCHForecaster()
-    raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    raise ConfigError(f"unknown model {shown(name)}; choose from {', '.join(MODELS)}")
 
 
 def saved_lstm(tensors: dict, meta: dict, engine: str = "numpy") -> BaseForecaster:

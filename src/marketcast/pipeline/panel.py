@@ -21,7 +21,7 @@ import numpy as np
 
 from marketcast.config import Config
 from marketcast.data.many import load_many
-from marketcast.errors import DataError, MarketcastError
+from marketcast.errors import SHOWN, DataError, MarketcastError
 from marketcast.models.windows import Pooled, Split, pool_series
 from marketcast.pipeline.series import Series, series_from_frame, split_series
 
@@ -74,7 +74,7 @@ def load_panel(config: Config, tickers: Sequence[str] | None = None) -> Panel:
             continue
         series[ticker] = one
     if not series:
-        reasons = "; ".join(f"{t}: {why}" for t, why in list(skipped.items())[:3])
+        reasons = "; ".join(f"{t}: {why}"[:SHOWN * 3] for t, why in list(skipped.items())[:3])
         raise DataError(f"no usable ticker in {d.source} ({reasons})")
     return Panel(series, splits, skipped)
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.errors import ConfigError, DataError
+from marketcast.errors import ConfigError, DataError, shown
 from marketcast.models import MODELS, BaseForecaster, make_model
 from marketcast.pipeline.panel import Panel
 from marketcast.pipeline.series import Series, forecast_table
@@ -71,7 +71,7 @@ def walk_forward(
     b, h = config.backtest, config.model.horizon
     unknown = [m for m in b.models if m not in MODELS]
     if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {shown(unknown[0])}; choose from {', '.join(MODELS)}")
     cuts = cutoffs(len(series.y), b.n_windows, b.stride, h)
     plan = folds(cuts, b.refit_every, b.train_size)
     _check_first_fold(plan[0], config)
@@ -220,7 +220,7 @@ def walk_forward_panel(
     b, h = config.backtest, config.model.horizon
     unknown = [m for m in b.models if m not in MODELS]
     if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {shown(unknown[0])}; choose from {', '.join(MODELS)}")
     plans, skipped = {}, {}
     for ticker, series in panel.series.items():
         plan = folds(cutoffs(len(series.y), b.n_windows, b.stride, h), b.refit_every,
