@@ -235,3 +235,37 @@ def test_a_300_character_name_is_one_line(capsys, tmp_path):
     code, _, err = cli(capsys, "run", "--name", "n" * 300, "--runs-dir", str(tmp_path / "r"))
     assert_one_line_error(code, err, "must be a plain folder name")
     assert len(err) < 400 and not (tmp_path / "r").exists()
+
+
+HARD_LIMIT = """
+import resource, sys
+from marketcast.data import load_prices, readers
+from marketcast.errors import DataError
+readers.MAX_BYTES = 64 << 20
+with open("/proc/self/statm") as fh:  # pages of address space in use, libraries loaded
+    used = int(fh.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + (200 << 20), resource.RLIM_INFINITY))
+try:
+    load_prices(sys.argv[1])
+except DataError as exc:
+    print(f"error: {exc}")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc are Linux's")
+def test_a_gzip_bomb_is_refused_under_a_hard_memory_limit(tmp_path):
+    """256 MiB of text once decompressed, read with 200 MiB of address space to spare: the
+    reader stops at its 64 MB cap, never holding the whole text (a MemoryError fails)."""
+    path = tmp_path / "bomb.csv.gz"
+    gzip_of(path, b"date,close\n" + b"2020-01-02,1\n" * 80_000, 256)
+    out = subprocess.run([sys.executable, "-c", HARD_LIMIT, str(path)], capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "src"),
+                              "OMP_NUM_THREADS": "1"})
+    assert out.stdout.startswith("error: ") and "is over 64 MB once decompressed" in \
+        out.stdout, out.stderr[-500:]
+    # The same limit is too small for the text itself: it does bite.
+    whole = subprocess.run([sys.executable, "-c", HARD_LIMIT.replace(
+        "load_prices(sys.argv[1])", "bytearray(300 << 20)"), str(path)],
+        capture_output=True, text=True, timeout=120)
+    assert "MemoryError" in whole.stderr
