@@ -269,3 +269,11 @@ def test_a_gzip_bomb_is_refused_under_a_hard_memory_limit(tmp_path):
         "load_prices(sys.argv[1])", "bytearray(300 << 20)"), str(path)],
         capture_output=True, text=True, timeout=120)
     assert "MemoryError" in whole.stderr
+
+
+def test_a_toml_nested_100_000_deep_is_one_line_at_the_command_line(capsys, tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    code, _, err = cli(capsys, "run", "--config", str(path), "--runs-dir", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "too deeply")
+    assert len(err) < 400 and not (tmp_path / "r").exists()

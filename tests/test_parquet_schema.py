@@ -79,6 +79,10 @@ def test_metadata_that_is_not_ours_is_one_error_line(capsys, tmp_path, meta, fra
         assert len(err) < 400  # a long value is cut, never echoed
     with pytest.raises(DataError, match="it was edited or not written by marketcast"):
         read_stored("AAA", tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(DataError, match="it was edited or not written by marketcast"):
+        download(["AAA"], store=tmp_path, fetch=lambda *a: pytest.fail("fetched"))
+    assert path.read_bytes() == before  # an update never rewrites a file it cannot read
 
 
 def frame_with(column, row, value):
@@ -170,3 +174,16 @@ def test_a_foreign_file_s_pandas_metadata_is_not_trusted(capsys, tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not parquet PAR1")
     code, _, err = cli(capsys, "data", "--data", str(tmp_path / "bad.parquet"))
     assert_one_line_error(code, err, "cannot read")
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="POSIX modes and umask")
+def test_store_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        write_parquet(tmp_path / "AAA.parquet", store_frame(), META)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "AAA.parquet").stat().st_mode) == 0o640
