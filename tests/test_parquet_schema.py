@@ -187,3 +187,16 @@ def test_store_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "AAA.parquet").stat().st_mode) == 0o640
+
+
+def test_a_parquet_file_s_size_is_checked_from_its_footer_first(capsys, tmp_path, monkeypatch):
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({f"c{i}": [1.0] for i in range(30)}), path)
+    monkeypatch.setattr("marketcast.data.parquet.MAX_COLUMNS", 20)
+    code, _, err = cli(capsys, "data", "--data", str(path))
+    assert_one_line_error(code, err, "1 rows and 30 columns, more than the")
+    monkeypatch.setattr("marketcast.data.parquet.MAX_COLUMNS", 5000)
+    monkeypatch.setattr("marketcast.data.parquet.MAX_ROWS", 100)
+    write_raw(tmp_path / "AAA.parquet", store_frame(), META)
+    with pytest.raises(DataError, match="320 rows and 7 columns, more than the 100 rows"):
+        read_parquet(tmp_path / "AAA.parquet")

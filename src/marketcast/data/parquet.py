@@ -45,6 +45,8 @@ MAX_META_BYTES = 1 << 20
 MAX_SOURCE = 200
 META_KEYS = {"format_version", "ticker", "source", "downloads"}
 LOG_KEYS = {"at", "start", "end", "rows_added", "refetched"}
+# Rows read from one file: 200 years of days for 500 tickers, with room to spare.
+MAX_ROWS = 50_000_000
 # The column pandas gives an unnamed index it saves.
 PANDAS_INDEX = "__index_level_0__"
 
@@ -148,13 +150,15 @@ def read_parquet(path: Path, ticker: str | None = None) -> tuple[pd.DataFrame, d
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
-        if len(schema.names) > MAX_COLUMNS:
-            raise DataError(f"{path} has {len(schema.names)} columns, more than "
-                            f"{MAX_COLUMNS}; keep the price columns only")
-        raw = (schema.metadata or {}).get(META_KEY)
-        meta = None if raw is None else _meta_json(raw, path)
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as parquet:  # the footer first: sizes and metadata
+            size = parquet.metadata
+            if size.num_columns > MAX_COLUMNS or size.num_rows > MAX_ROWS:
+                raise DataError(f"{path} has {size.num_rows:,} rows and {size.num_columns:,} "
+                                f"columns, more than the {MAX_ROWS:,} rows or {MAX_COLUMNS:,} "
+                                "columns marketcast reads; keep the price columns and days")
+            raw = (parquet.schema_arrow.metadata or {}).get(META_KEY)
+            meta = None if raw is None else _meta_json(raw, path)
+            table = parquet.read()
         frame = table.to_pandas(ignore_metadata=True)  # the pandas metadata is not ours
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {path} as Parquet ({shown(str(exc), 200)}); "
