@@ -58,6 +58,8 @@ CASES = [
      "the header is 'step,abs_log_residual,extra', not step,abs_log_residual,volatility"),
     (lambda lines: ["abs_log_residual,step,volatility", *lines[1:]], "the header is"),
     (lambda lines: [], "the file is not a readable CSV"),
+    (lambda lines: [lines[0], *(line.rsplit(",", 1)[0] + "," for line in lines[1:])],
+     "column 'volatility' is blank in every row"),
 ]
 
 
@@ -121,5 +123,16 @@ def test_a_global_model_s_residuals_name_its_tickers(tmp_path):
     assert table["volatility"].isna().tolist() == [True, False, False]
     with pytest.raises(ArtifactError, match="column 'ticker' holds 'NA', a ticker the model"):
         check_residuals(raw, tmp_path / "residuals.csv", 3, {"AAA"})
+    with pytest.raises(ArtifactError, match="column 'ticker' holds no residuals of 'BBB'"):
+        check_residuals(raw, tmp_path / "residuals.csv", 3, {"AAA", "BBB", "NA"})
+    with pytest.raises(ArtifactError, match="'volatility' is blank in every row of 'NA'"):
+        check_residuals(raw.assign(volatility=["0.1", "", "0.2"]), tmp_path / "r.csv", 3,
+                        {"AAA", "NA"})
     with pytest.raises(ArtifactError, match="the header is 'step,abs_log_residual,volatility"):
         check_residuals(raw.drop(columns="ticker"), tmp_path / "r.csv", 3, {"AAA"})
+
+
+def test_a_residuals_file_with_no_rows_is_refused(capsys, run_dir):
+    edit_residuals(run_dir, lambda lines: lines[:1])
+    code, _, err = cli(capsys, "forecast", "--run", str(run_dir), "--interval", "0.9")
+    assert_one_line_error(code, err, "residuals.csv: the file holds no residuals")

@@ -52,12 +52,17 @@ def check_residuals(raw: pd.DataFrame, path: Path, days: int,
     if got not in (expected, [*expected, "volatility"]):
         _fail(path, "the header", f"is {shown(','.join(map(str, got)), 120)}, not "
               f"{','.join([*expected, 'volatility'])}")
+    if raw.empty:
+        _fail(path, "the file", "holds no residuals")
     out = pd.DataFrame(index=raw.index)
     if tickers:
         unknown = ~raw["ticker"].isin(tickers)
         if unknown.any():
             _fail(path, "column 'ticker'", f"holds {shown(raw['ticker'][unknown].iloc[0])}, "
                   "a ticker the model was not trained on")
+        lacking = sorted(tickers - set(raw["ticker"]))
+        if lacking:
+            _fail(path, "column 'ticker'", f"holds no residuals of {shown(lacking[0])}")
         out["ticker"] = raw["ticker"]
     step = raw["step"]
     whole = step.str.fullmatch(r"[0-9]{1,9}")
@@ -70,6 +75,11 @@ def check_residuals(raw: pd.DataFrame, path: Path, days: int,
                                        blank=False)
     if "volatility" in raw.columns:
         out["volatility"] = _numbers(raw["volatility"], path, "volatility", blank=True)
+        group = out["ticker"] if tickers else np.zeros(len(out), dtype=int)
+        known = out["volatility"].notna().groupby(group).any()
+        if not known.all():  # the scaled intervals would have no score to calibrate on
+            _fail(path, "column 'volatility'", "is blank in every row"
+                  + (f" of {shown(known.index[~known][0])}" if tickers else ""))
     return out
 
 
