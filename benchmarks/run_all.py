@@ -17,7 +17,10 @@
 7. the numpy forecast path against torch: a cold `marketcast forecast` process and an
    in-process 30-day forecast (bench_numpy_forecast.py);
 8. warm against cold refits on the default backtest, 3 cold seeds (bench_refit.py; with
-   ``--quick`` a few windows and one epoch only, a smoke test).
+   ``--quick`` a few windows and one epoch only, a smoke test);
+9. time to accuracy of the global model on all 505 tickers, batch 64 against large batches
+   with a scaled, warmed-up learning rate (bench_global_batch.py; needs ../shared/data;
+   with ``--quick`` 20 tickers, a smoke test).
 
 Raw JSON of every run goes to ``--out`` (default benchmarks/results/latest/).
 """
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=["train", "accuracy", "forecast",
                                                        "backtest", "ceiling", "kernels",
-                                                       "numpy", "refit"])
+                                                       "numpy", "refit", "global_batch"])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +150,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['warm']['median_seconds']:.0f} s ({result['ratio']:.2f}x); step-1 RMSE cold "
               f"{s['cold']['rmse_range']}, warm {s['warm']['rmse_range']}; coverage cold "
               f"{s['cold']['coverage_range']}, warm {s['warm']['coverage_range']} ==")
+        print(load())
+    if "global_batch" in args.only:
+        quick = ["--tickers", "20", "--ref-epochs", "2", "--candidates", "256:sqrt:10",
+                 "--max-epochs", "4"]
+        result = bench("bench_global_batch.py", args.out / "global_batch.json",
+                       *(quick if args.quick else []))
+        print(f"\n== global model, time to batch 64's best validation loss "
+              f"{result['target']:.6f} ==")
+        for run in result["runs"]:
+            seconds = run.get("time_to_target")
+            print(f"{run['label']}: " + (f"{seconds:.0f} s" if seconds else "not reached")
+                  + (f" ({run['speedup']:.2f}x)" if run.get("speedup") else ""))
         print(load())
     return 0
 

@@ -86,3 +86,11 @@ def test_train_workers_are_never_silently_ignored(tmp_path):
         api.backtest(config=config, write=False)
     with pytest.raises(ConfigError, match="call marketcast.scale.train.run_global"):
         api.run_global(config)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lr_scaling", "cubic", "train.lr_scaling must be one of none, sqrt, linear"),
+    ("warmup_steps", -1, "train.warmup_steps must be 0 or more")])
+def test_large_batch_settings_are_checked(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict({"train": {key: value}})

@@ -26,23 +26,22 @@ from marketcast.errors import SHOWN, ConfigError, shown
 log = logging.getLogger("marketcast")
 
 TARGET_TRANSFORMS = ("level", "log_return")
+LR_SCALINGS = ("none", "sqrt", "linear")  # see TrainConfig.lr_scaling
 # A run name is one folder name on every platform: bounded, printable, no separators.
 NAME_LIMIT = 100
 NOT_IN_NAMES = re.compile(r'[/\\<>:"|?*]')
-# Largest accepted value of each integer setting: beyond these a run would not end or not
-# fit in memory, so they are refused before any data is read.
+# Largest value of each integer setting: beyond, a run would not end or fit in memory.
 LIMITS = {
     ("model", "lookback"): 10_000, ("model", "horizon"): 1_000, ("model", "layers"): 16,
     ("model", "units"): 4_096, ("train", "batch_size"): 1_000_000,
     ("train", "max_epochs"): 100_000, ("train", "patience"): 100_000,
-    ("train", "seed"): 2**32 - 1, ("forecast", "days"): 10_000,
-    ("backtest", "n_windows"): 1_000_000, ("backtest", "stride"): 100_000,
-    ("backtest", "train_size"): 100_000_000, ("backtest", "refit_every"): 1_000_000,
-    ("backtest", "workers"): 1_024,
+    ("train", "seed"): 2**32 - 1, ("train", "warmup_steps"): 10_000_000,
+    ("forecast", "days"): 10_000, ("backtest", "n_windows"): 1_000_000,
+    ("backtest", "stride"): 100_000, ("backtest", "train_size"): 100_000_000,
+    ("backtest", "refit_every"): 1_000_000, ("backtest", "workers"): 1_024,
 }
 MAX_CONFIG_BYTES = 1_000_000
-# LSTM weights trained at most: with Adam's two moments and the best weights kept, four
-# float32 copies of 2e7 weights are 320 MB.
+# LSTM weights trained at most: four float32 copies (Adam's two moments, best weights) are 320 MB.
 MAX_WEIGHTS = 20_000_000
 FILL_POLICIES = ("none", "ffill", "drop")
 STRATEGY_RULES = ("long_flat", "long_short", "both")
@@ -110,6 +109,11 @@ class TrainConfig:
     # Gradient-norm clipping: LSTMs on price data spike without it.
     clip_norm: float = 1.0
     seed: int = 0
+    # Large batches: learning_rate times sqrt(batch_size / 64) ("sqrt", the square-root rule
+    # for Adam), batch_size / 64 ("linear") or 1 ("none"), reached linearly over the first
+    # warmup_steps optimizer steps (0: at once).
+    lr_scaling: str = "none"
+    warmup_steps: int = 0
     # Data-parallel training of the global model on Ray Train: 0 trains in this process;
     # N >= 1 trains on N Ray workers (N = 1 gives the weights of this process).
     workers: int = 0
@@ -132,19 +136,13 @@ class BacktestConfig:
     # Training rows per fit: None expands from the first day; a number keeps a fixed window.
     train_size: int | None = None
     # Refit every k cutoffs (a fresh model and scaler each time, unless refit is warm); 0 fits
-    # once, at the first.
-    # 25 gives 10 fits over the default 250 cutoffs.
+    # once, at the first. 25 gives 10 fits over the default 250 cutoffs.
     refit_every: int = 25
-    # How the LSTM's refits after the first start: "cold" (fresh weights and scaler, up to
-    # train.max_epochs) or "warm" (the previous fold's weights and scaler, up to warm_epochs).
-    # Cold stays the default until warm is measured on the default backtest
-    # (benchmarks/bench_refit.py); the other models always refit from scratch.
+    # The LSTM's refits after the first: "cold" (fresh weights and scaler, up to
+    # train.max_epochs) or "warm" (the previous fold's weights and scaler, up to warm_epochs
+    # with patience warm_patience: it starts near a minimum). Other models refit from scratch.
     refit: str = "cold"
-    # A warm refit's maximum epochs: it starts from weights already fitted to all but the last
-    # refit_every days (a few percent of the rows), so a few epochs adjust them.
     warm_epochs: int = 10
-    # A warm refit's early-stopping patience: shorter than train.patience, since it starts
-    # near a minimum and long plateaus there only cost time.
     warm_patience: int = 3
     # Models compared; all registered models by default.
     models: tuple[str, ...] = ("lstm", "naive", "drift", "linear", "arima")
@@ -377,6 +375,9 @@ def _check_ranges(config: Config) -> None:
         (math.isfinite(t.learning_rate) and t.learning_rate > 0,
          "train.learning_rate must be positive"),
         (t.seed >= 0, "train.seed must be 0 or more"),
+        (t.lr_scaling in LR_SCALINGS,
+         f"train.lr_scaling must be one of {', '.join(LR_SCALINGS)}"),
+        (t.warmup_steps >= 0, "train.warmup_steps must be 0 or more"),
         (t.patience >= 1, "train.patience must be at least 1"),
         (t.workers >= 0, "train.workers (--train-workers) must be 0 (this process) or more"),
         (t.workers == 0 or bool(d.tickers),

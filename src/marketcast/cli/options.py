@@ -34,6 +34,11 @@ MODEL_OPTIONS = [
     ("--batch-size", "train.batch_size", int, "Training batch size (64)."),
     ("--epochs", "train.max_epochs", int, "Maximum training epochs (100)."),
     ("--learning-rate", "train.learning_rate", float, "Adam learning rate (0.001)."),
+    ("--lr-scaling", "train.lr_scaling", click.Choice(["none", "sqrt", "linear"]),
+     "Scale the learning rate to the batch size, against batch 64: none, sqrt or linear "
+     "(none)."),
+    ("--warmup-steps", "train.warmup_steps", int,
+     "Optimizer steps over which the learning rate rises linearly to its value (0)."),
     ("--patience", "train.patience", int, "Early-stopping patience in epochs (10)."),
     ("--seed", "train.seed", int, "Random seed (0)."),
     ("--days", "forecast.days", int, "Trading days to forecast (30)."),

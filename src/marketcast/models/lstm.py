@@ -56,11 +56,14 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
                  epochs: int = TrainConfig.max_epochs, batch_size: int = TrainConfig.batch_size,
                  learning_rate: float = TrainConfig.learning_rate,
                  patience: int = TrainConfig.patience, clip_norm: float = TrainConfig.clip_norm,
-                 seed: int = TrainConfig.seed, val_fraction: float = SplitConfig.val_fraction):
+                 seed: int = TrainConfig.seed, lr_scaling: str = TrainConfig.lr_scaling,
+                 warmup_steps: int = TrainConfig.warmup_steps,
+                 val_fraction: float = SplitConfig.val_fraction):
         self.lookback, self.horizon, self.layers, self.units = lookback, horizon, layers, units
         self.dropout, self.target_transform = dropout, target_transform
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.patience, self.clip_norm, self.seed = patience, clip_norm, seed
+        self.lr_scaling, self.warmup_steps = lr_scaling, warmup_steps
         self.val_fraction = val_fraction
 
     @classmethod
@@ -81,8 +84,10 @@ class LSTMForecaster(BaseForecaster, BaseEstimator):
 
     @property
     def train_config(self) -> TrainConfig:
-        return TrainConfig(self.batch_size, self.epochs, self.learning_rate, self.patience,
-                           self.clip_norm, self.seed)
+        return TrainConfig(batch_size=self.batch_size, max_epochs=self.epochs,
+                           learning_rate=self.learning_rate, patience=self.patience,
+                           clip_norm=self.clip_norm, seed=self.seed,
+                           lr_scaling=self.lr_scaling, warmup_steps=self.warmup_steps)
 
     def fit(self, y, X=None, *, n_val: int | None = None, callback: Callback | None = None,
             checkpoints: Checkpoints | None = None, warm_start: LSTMForecaster | None = None):

@@ -24,7 +24,7 @@ from torch import nn
 from marketcast.config import TrainConfig
 from marketcast.errors import TrainingError
 from marketcast.nn.network import StackedLSTM
-from marketcast.nn.train import EpochLog
+from marketcast.nn.train import EpochLog, learning_rate_at
 
 
 def fit_reference(
@@ -52,7 +52,8 @@ def fit_reference(
     validate = len(val_cutoffs) > 0
     x_val, y_val = windows(val_cutoffs) if validate else (None, None)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate_at(config, 0))
+    step = 0
     history, best_loss, best_epoch, best_weights, waited = [], math.inf, 0, None, 0
     for epoch in range(1, config.max_epochs + 1):
         if waited >= config.patience:
@@ -63,6 +64,9 @@ def fit_reference(
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(config, step)
+            step += 1
             optimizer.zero_grad()
             loss = nn.functional.mse_loss(net(x_train[rows]), y_train[rows])
             _check_finite(loss.item(), "training", epoch)  # before it reaches the weights

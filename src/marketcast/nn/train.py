@@ -69,6 +69,8 @@ class Checkpoints(Protocol):
 
 # Validation windows per forward pass: bounds memory whatever the number of tickers.
 VAL_CHUNK = 4096
+# The batch size train.learning_rate is given for when train.lr_scaling scales it.
+REFERENCE_BATCH = 64
 # Parts each training batch is computed in (their gradients are summed); see the module note.
 # Exactly two: with more, concurrent gradient additions could happen in any order and
 # (a + b) + c is not always a + (b + c).
@@ -149,7 +151,7 @@ def fit_network(
     train_idx = torch.from_numpy(train_cutoffs)
     val_idx = torch.from_numpy(val_cutoffs)
     generator = torch.Generator().manual_seed(config.seed)  # shuffling only
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate_at(config, 0))
     state = TrainState()
     if checkpoints is not None:
         inputs_key = (Z, train_cutoffs, val_cutoffs)
@@ -180,9 +182,12 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
         order = shard.rows(train_idx[torch.randperm(len(train_idx), generator=generator)],
                            equal=True)
         total = 0.0
+        # Steps before this epoch's: every epoch has as many batches (rows are equal).
+        first_step = (epoch - 1) * math.ceil(len(order) / batch_size)
         with pool.threads_per_part():
-            for start in range(0, len(order), batch_size):
+            for step, start in enumerate(range(0, len(order), batch_size), first_step):
                 x, y = batch(order[start : start + batch_size])
+                _set_learning_rate(optimizer, config, step)
                 optimizer.zero_grad(set_to_none=True)
                 masks = net.dropout_masks(len(x), lookback)
                 loss = _batch_gradients(net, x, y, masks, pool)
@@ -213,6 +218,28 @@ def _train_epochs(net, batch, train_idx, val_idx, lookback, horizon, config, gen
             checkpoints.save(state, net, optimizer, generator)
         if callback is not None:
             callback(log, config.max_epochs)
+
+
+def peak_learning_rate(config: TrainConfig) -> float:
+    """``config.learning_rate`` scaled to ``config.batch_size`` as ``lr_scaling`` says."""
+    ratio = config.batch_size / REFERENCE_BATCH
+    factor = {"none": 1.0, "sqrt": math.sqrt(ratio), "linear": ratio}[config.lr_scaling]
+    return config.learning_rate * factor
+
+
+def learning_rate_at(config: TrainConfig, step: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based, over the whole training): the
+    peak, reached linearly over the first ``warmup_steps`` steps."""
+    peak = peak_learning_rate(config)
+    return peak * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else peak
+
+
+def _set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                       step: int) -> None:
+    """Warm-up: the rate of ``step`` (constant after ``config.warmup_steps``)."""
+    if config.warmup_steps and step <= config.warmup_steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, step)
 
 
 def _batch_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, pool) -> float:
