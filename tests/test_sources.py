@@ -109,3 +109,10 @@ def test_shared_long_file_aapl():
     frame = load_prices(str(SHARED_DATA / "all_stocks_5yr.csv.gz"), ticker="AAPL")
     assert len(frame) == 1259
     assert frame["close"].iloc[0] == pytest.approx(67.8542, abs=1e-3)
+
+
+@pytest.mark.parametrize("flags, named", [({"ticker": "AAPL"}, "--ticker"),
+                                          ({"date_column": "Day"}, "--date-column")])
+def test_file_flags_on_the_built_in_series_are_refused(flags, named):
+    with pytest.raises(DataError, match=f"--data sp500 is one built-in series; {named}"):
+        load_prices("sp500", **flags)

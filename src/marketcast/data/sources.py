@@ -68,6 +68,10 @@ def read_source(
     if ticker is not None and (source, ticker.strip().upper()) in _PRELOADED:
         return _PRELOADED[(source, ticker.strip().upper())].copy()
     if source in BUILTIN_SOURCES:
+        if ticker is not None or date_column is not None:
+            flag = "--ticker" if ticker is not None else "--date-column"
+            raise DataError(f"--data {source} is one built-in series; {flag} applies to a "
+                            f"file: drop {flag}, or pass --data FILE")
         return _read_builtin(source)
     if source.startswith(STORE_PREFIX):
         name = source[len(STORE_PREFIX):]
