@@ -139,8 +139,8 @@ class BacktestConfig:
     # once, at the first. 25 gives 10 fits over the default 250 cutoffs.
     refit_every: int = 25
     # The LSTM's refits after the first: "cold" (fresh weights and scaler, up to
-    # train.max_epochs) or "warm" (the previous fold's weights and scaler, up to warm_epochs
-    # with patience warm_patience: it starts near a minimum). Other models refit from scratch.
+    # train.max_epochs; the default, see benchmarks/README.md section 8) or "warm" (the
+    # previous fold's, up to warm_epochs with patience warm_patience). Others refit cold.
     refit: str = "cold"
     warm_epochs: int = 10
     warm_patience: int = 3
