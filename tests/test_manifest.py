@@ -2,20 +2,13 @@
 naming manifest.json, and nothing outside the folder is read."""
 
 import json
-import shutil
 
 import pytest
 import test_artifacts
 from test_cli import assert_one_line_error, cli
 
-finished = test_artifacts.finished  # one `run` folder for the module
-
-
-@pytest.fixture
-def run_dir(finished, tmp_path):
-    copy = tmp_path / "runs" / "r"
-    shutil.copytree(finished, copy)
-    return copy
+# One `run` folder for the module, and a copy of it for each test.
+finished, folder = test_artifacts.finished, test_artifacts.folder
 
 
 def edited(manifest, **changes):
@@ -36,10 +29,10 @@ def edited(manifest, **changes):
     (lambda m: json.dumps(edited(m, kind="z" * 10_000)), "records an unknown kind 'zzzz"),
 ], ids=["not JSON", "nested 100,000 deep", "a list", "files a list", "a path outside",
         "a digest not a string", "a file missing", "an unknown kind"])
-def test_edits_of_manifest_json_are_one_line(capsys, run_dir, tmp_path, change, fragment):
+def test_edits_of_manifest_json_are_one_line(capsys, folder, tmp_path, change, fragment):
     (tmp_path / "runs" / "outside.json").write_text("{}")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    (run_dir / "manifest.json").write_text(change(manifest))
-    code, _, err = cli(capsys, "forecast", "--run", str(run_dir))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(change(manifest))
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))
     assert_one_line_error(code, err, fragment)
     assert len(err) < 400

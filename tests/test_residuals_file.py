@@ -2,7 +2,6 @@
 column: an edit, resealed or not, is one error line naming residuals.csv and the column."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -13,22 +12,16 @@ from test_cli import assert_one_line_error, cli
 from marketcast import api
 from marketcast.errors import ArtifactError
 
-finished = test_artifacts.finished  # one `run` folder for the module
+# One `run` folder for the module, and a copy of it for each test.
+finished, folder = test_artifacts.finished, test_artifacts.folder
 
 
-@pytest.fixture
-def run_dir(finished, tmp_path):
-    copy = tmp_path / "runs" / "r"
-    shutil.copytree(finished, copy)
-    return copy
-
-
-def edit_residuals(run_dir, change, seal=True):
-    path = run_dir / "residuals.csv"
+def edit_residuals(folder, change, seal=True):
+    path = folder / "residuals.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(change(lines)) + "\n")
     if seal:
-        reseal(run_dir)
+        reseal(folder)
 
 
 def cell(row, column, value):
@@ -64,20 +57,20 @@ CASES = [
 
 
 @pytest.mark.parametrize(("change", "fragment"), CASES, ids=[c[1][:36] for c in CASES])
-def test_resealed_edits_of_residuals_csv_are_one_line(capsys, run_dir, change, fragment):
-    edit_residuals(run_dir, change)
-    code, _, err = cli(capsys, "forecast", "--run", str(run_dir), "--interval", "0.9")
+def test_resealed_edits_of_residuals_csv_are_one_line(capsys, folder, change, fragment):
+    edit_residuals(folder, change)
+    code, _, err = cli(capsys, "forecast", "--run", str(folder), "--interval", "0.9")
     assert_one_line_error(code, err, fragment)
-    assert str(run_dir / "residuals.csv") in err and len(err) < 400
+    assert str(folder / "residuals.csv") in err and len(err) < 400
     with pytest.raises(ArtifactError, match="residuals.csv"):
-        api.forecast(run_dir, interval=0.9)
+        api.forecast(folder, interval=0.9)
 
 
-def test_the_bytes_parsed_are_the_bytes_hashed(capsys, run_dir, monkeypatch):
-    edit_residuals(run_dir, cell(1, "abs_log_residual", "5.0"), seal=False)
-    code, _, err = cli(capsys, "forecast", "--run", str(run_dir))
+def test_the_bytes_parsed_are_the_bytes_hashed(capsys, folder, monkeypatch):
+    edit_residuals(folder, cell(1, "abs_log_residual", "5.0"), seal=False)
+    code, _, err = cli(capsys, "forecast", "--run", str(folder))
     assert_one_line_error(code, err, "residuals.csv does not match its sha256")
-    reseal(run_dir)
+    reseal(folder)
     parsed = []
     real = pd.read_csv
 
@@ -86,26 +79,26 @@ def test_the_bytes_parsed_are_the_bytes_hashed(capsys, run_dir, monkeypatch):
         return real(source, *args, **kwargs)
 
     monkeypatch.setattr("marketcast.runs.residuals.pd.read_csv", spy)
-    future = api.forecast(run_dir, interval=0.9)
+    future = api.forecast(folder, interval=0.9)
     assert len(parsed) == 1 and not isinstance(parsed[0], str | bytes)
     bounded = future.dropna(subset=["lstm_upper"])  # a late step may lack calibration
     assert len(bounded) >= 5 and (bounded["lstm_upper"] > bounded["lstm"]).all()
 
 
-def test_an_unlisted_residuals_file_is_refused(capsys, run_dir):
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+def test_an_unlisted_residuals_file_is_refused(capsys, folder):
+    manifest = json.loads((folder / "manifest.json").read_text())
     del manifest["files"]["residuals.csv"]
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    code, _, err = cli(capsys, "forecast", "--run", str(run_dir), "--interval", "0.9")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = cli(capsys, "forecast", "--run", str(folder), "--interval", "0.9")
     assert_one_line_error(code, err, "residuals.csv is not listed in manifest.json")
 
 
-def test_what_a_run_writes_is_read_back_unchanged(run_dir):
+def test_what_a_run_writes_is_read_back_unchanged(folder):
     from marketcast.runs.residuals import read_residuals
 
-    written = pd.read_csv(run_dir / "residuals.csv")
-    meta = json.loads((run_dir / "model.json").read_text())
-    back = read_residuals(run_dir, meta)
+    written = pd.read_csv(folder / "residuals.csv")
+    meta = json.loads((folder / "model.json").read_text())
+    back = read_residuals(folder, meta)
     assert list(back.columns) == ["step", "abs_log_residual", "volatility"]
     pd.testing.assert_frame_equal(back, written, check_dtype=False)
     assert meta["config"]["forecast"]["days"] == 30  # the bound the cases above use
@@ -132,7 +125,7 @@ def test_a_global_model_s_residuals_name_its_tickers(tmp_path):
         check_residuals(raw.drop(columns="ticker"), tmp_path / "r.csv", 3, {"AAA"})
 
 
-def test_a_residuals_file_with_no_rows_is_refused(capsys, run_dir):
-    edit_residuals(run_dir, lambda lines: lines[:1])
-    code, _, err = cli(capsys, "forecast", "--run", str(run_dir), "--interval", "0.9")
+def test_a_residuals_file_with_no_rows_is_refused(capsys, folder):
+    edit_residuals(folder, lambda lines: lines[:1])
+    code, _, err = cli(capsys, "forecast", "--run", str(folder), "--interval", "0.9")
     assert_one_line_error(code, err, "residuals.csv: the file holds no residuals")

@@ -120,3 +120,27 @@ def os_errors(function):
             raise StorageError(os_message(exc)) from exc
 
     return wrapper
+
+
+class FieldCheck:
+    """Checks of the fields of one file we read: each failure raises ``error`` naming the
+    file (``where``) and the field, then says what to do (``advice``)."""
+
+    def __init__(self, where: object, error: type[MarketcastError], advice: str):
+        self.where, self.error, self.advice = where, error, advice
+
+    def fail(self, field: str, problem: str):
+        raise self.error(f"{self.where}: {field} {problem}; {self.advice}")
+
+    def table(self, value, field: str, keys: set[str], required: set[str] | None = None) -> dict:
+        """``value`` if it is a JSON object whose keys are among ``keys`` and include every
+        one of ``required`` (default: all of ``keys``)."""
+        if not isinstance(value, dict):
+            self.fail(field, f"must be a JSON object, not {type(value).__name__}")
+        unknown = sorted(set(value) - keys, key=str)
+        if unknown:
+            self.fail(field, f"has an unknown key {shown(unknown[0])}")
+        missing = sorted((keys if required is None else required) - set(value))
+        if missing:
+            self.fail(field, f"lacks {missing[0]!r}")
+        return value

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from marketcast.data.readers import DATE_NAMES, MAX_COLUMNS, normalize_name
-from marketcast.errors import DataError, shown
+from marketcast.errors import DataError, FieldCheck, shown
 from marketcast.files import follow_umask, sync_file
 
 META_KEY = b"marketcast"
@@ -56,25 +56,11 @@ READ_ADVICE = "it was edited or not written by marketcast: delete it and downloa
 WRITE_ADVICE = "nothing was written: the source sent what the store does not keep"
 
 
-class _Fields:
-    """Checks of one store file; each failure names the file and the field."""
+class _Fields(FieldCheck):
+    """Checks of one store file."""
 
     def __init__(self, where: object, advice: str = READ_ADVICE):
-        self.where, self.advice = where, advice
-
-    def fail(self, field: str, problem: str):
-        raise DataError(f"{self.where}: {field} {problem}; {self.advice}")
-
-    def table(self, value, field: str, keys: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(field, f"must be a JSON object, not {type(value).__name__}")
-        unknown = sorted(set(value) - keys, key=str)
-        if unknown:
-            self.fail(field, f"has an unknown key {shown(unknown[0])}")
-        missing = sorted(keys - set(value))
-        if missing:
-            self.fail(field, f"lacks {missing[0]!r}")
-        return value
+        super().__init__(where, DataError, advice)
 
     def day(self, value, field: str, parse=dt.date.fromisoformat) -> None:
         try:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from marketcast.config import TARGET_TRANSFORMS, Config
-from marketcast.errors import ArtifactError, ConfigError, shown
+from marketcast.errors import ArtifactError, ConfigError, FieldCheck, shown
 
 # Keys of a model.json: the shared ones, and those each ticker of a global model has.
 TOP_KEYS = {"format_version", "model", "train", "transform", "best_epoch", "context_y",
@@ -32,26 +32,12 @@ LARGEST = 1e50
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class _Fields:
-    """Checks of the fields of one file; each failure names the file and the field."""
+class _Fields(FieldCheck):
+    """Checks of the fields of one file of a run folder."""
 
     def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, field: str, problem: str) -> None:
-        raise ArtifactError(f"{self.where}: {field} {problem}; it was edited or not written "
-                            "by marketcast: use an untouched run folder or retrain")
-
-    def table(self, value, field: str, keys: set[str], required: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(field, f"must be a table, not {type(value).__name__}")
-        unknown = sorted(set(value) - keys)
-        if unknown:
-            self.fail(field, f"has an unknown key {shown(unknown[0])}")
-        missing = sorted(required - set(value))
-        if missing:
-            self.fail(field, f"lacks {missing[0]!r}")
-        return value
+        super().__init__(where, ArtifactError, "it was edited or not written by marketcast: "
+                         "use an untouched run folder or retrain")
 
     def integer(self, value, field: str, low: int, high: int) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
