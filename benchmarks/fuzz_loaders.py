@@ -98,12 +98,15 @@ def main() -> int:
                 print(f"summary {target}/{mode}: ok {counts.get('ok', 0)}, clean error "
                       f"{counts.get('error', 0)}, crash {counts.get('crash', 0)}, "
                       f"hang {counts.get('hang', 0)}; peak memory "
-                      f"{one['peak'][0] / 1024:.0f} MiB (case {one['peak'][1]})")
+                      f"{one['peak'][0] / 1024:.0f} MiB (case {one['peak'][1]}), largest rise "
+                      f"in a case {one['rise'][0] / 1024:.0f} MiB (case {one['rise'][1]})")
             for text in one["crashes"].values():
                 print(f"\n{target}: {text}")
             failed |= bool(one["crashes"])
+        rise = max(report.items(), key=lambda item: item[1]["rise"][0])
         print(f"worst peak memory: {worst[1]['peak'][0] / 1024:.0f} MiB ({worst[0]}, case "
-              f"{worst[1]['peak'][1]})")
+              f"{worst[1]['peak'][1]}); largest rise within a case "
+              f"{rise[1]['rise'][0] / 1024:.0f} MiB ({rise[0]}, case {rise[1]['rise'][1]})")
         out["targets"] |= {t: {**one, "labels": dict(one["labels"])} for t, one in report.items()}
         out["artifact_seconds"] = round(seconds, 1)
     if args.json:

@@ -134,7 +134,8 @@ def mutate_value(rnd: random.Random, value):
     if isinstance(value, int | float):
         op = rnd.randrange(5)
         if op == 0:
-            return value * rnd.choice([-1, 0, 10, 1e10, 1e-10, 1e300, 1 + 1e-12])
+            factor = rnd.choice([-1, 0, 10, 1e10, 1e-10, 1e300, 1 + 1e-12])
+            return value * factor if abs(value) < 1e300 else value * int(factor)
         if op == 1 and isinstance(value, int):
             return value + rnd.choice([-2, -1, 1, 2, 1000])
         if op == 2:
@@ -594,13 +595,14 @@ def peak_reset() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def peak_kib() -> int | None:
-    """The peak resident memory of this process since :func:`peak_reset`, in KiB."""
+def memory_kib(field: str = "VmHWM") -> int | None:
+    """The peak resident memory of this process since :func:`peak_reset` (``VmHWM``), or
+    the resident memory now (``VmRSS``), in KiB."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
         return None
-    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    found = re.search(rf"{field}:\s+(\d+) kB", status)
     return int(found.group(1)) if found else None
 
 
@@ -622,9 +624,11 @@ def worker(conn, root: str, quiet: bool) -> None:
     while (task := conn.recv()) is not None:
         target, case, seed_value = task
         peak_reset()
+        base = memory_kib("VmRSS")
         with tempfile.TemporaryDirectory() as tmp:
             results = run_case(target, case, seed_value, fixtures, Path(tmp))
-        conn.send((results, peak_kib()))
+        peak = memory_kib()
+        conn.send((results, None if peak is None else (peak, peak - base)))
 
 
 class Pool:
@@ -705,7 +709,8 @@ def fuzz_artifacts(targets, cases: int, seed_value: int, root: Path, workers: in
     if not (root / "stopped.json").is_file():
         build_fixtures(root)
     report = {t: {"counts": collections.defaultdict(collections.Counter),
-                  "labels": collections.Counter(), "crashes": {}, "peak": [0, None]}
+                  "labels": collections.Counter(), "crashes": {}, "peak": [0, None],
+                  "rise": [0, None]}
               for t in targets}
 
     done = collections.Counter()
@@ -728,8 +733,10 @@ def fuzz_artifacts(targets, cases: int, seed_value: int, root: Path, workers: in
             one["labels"][f"{mode} {outcome} {label}"] += 1
             if outcome == "crash":
                 one["crashes"].setdefault(label, f"case {case} ({mode})\n{detail}")
-        if peak is not None and peak > one["peak"][0]:
-            one["peak"] = [peak, case]
+        if peak is not None:
+            for key, value in zip(("peak", "rise"), peak, strict=True):
+                if value > one[key][0]:
+                    one[key] = [value, case]
 
     pool = Pool(workers, root, timeout)
     try:
