@@ -16,6 +16,7 @@ import pytest
 import torch
 from messy_artifacts import TARGETS, build_fixtures, fuzz_artifacts, modes, run_case
 from safetensors.torch import load_file, save_file
+from test_cli import assert_one_line_error, cli
 
 from marketcast import api
 from marketcast.config import Config
@@ -23,8 +24,13 @@ from marketcast.errors import ArtifactError
 
 # Cases per target: a few dozen where a case takes milliseconds, fewer where one renders a
 # report or trains an epoch.
-CASES = {"model_json": 40, "weights": 40, "metrics_json": 8, "config_toml": 8,
-         "checkpoint_state": 12, "checkpoint_json": 12, "session_json": 8}
+CASES = {"model_json": 30, "weights": 30, "metrics_json": 5, "config_toml": 6,
+         "checkpoint_state": 6, "checkpoint_json": 16, "session_json": 6,
+         "store_parquet": 12}
+# read_parquet passes on pyarrow's multi-line messages (a damaged page header, duplicate
+# column names) and a JSONDecodeError from damaged pandas metadata.
+STORE_KNOWN = pytest.mark.xfail(reason="read_parquet: multi-line messages and a "
+                                "JSONDecodeError on damaged Parquet files", strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,9 @@ def fixtures(tmp_path_factory):
     return build_fixtures(tmp_path_factory.mktemp("fixtures"))
 
 
-@pytest.mark.parametrize("target", [t for t in TARGETS if t not in ("model_json", "weights")])
+@pytest.mark.parametrize("target", [
+    pytest.param(t, marks=STORE_KNOWN) if t == "store_parquet" else t
+    for t in TARGETS if t not in ("model_json", "weights")])
 def test_damaged_files_load_or_are_refused_cleanly(fixtures, tmp_path, target):
     counts = collections.Counter()
     for case in range(CASES[target]):
@@ -45,19 +53,18 @@ def test_damaged_files_load_or_are_refused_cleanly(fixtures, tmp_path, target):
         assert counts["kept", "error"] >= CASES[target] - 2, counts
     last = modes(target)[-1]
     assert counts[last, "error"] >= 2, counts  # the schema checks refuse some
-    if target not in ("metrics_json",):
-        assert counts[last, "ok"] >= 1, counts  # and some edits still load
+    assert counts[last, "ok"] >= 1, counts  # and some edits still load
 
 
 def test_worker_pool_counts_outcomes_and_peak_memory(fixtures):
     root = fixtures["run"].parent.parent
-    report = fuzz_artifacts(["model_json", "weights"], 40, 0, root, workers=1, timeout=30)
+    report = fuzz_artifacts(["model_json", "weights"], 30, 0, root, workers=1, timeout=30)
     for one in report.values():
         assert one["crashes"] == {}, one["crashes"]
         counts = one["counts"]
-        assert sum(counts["kept"].values()) == sum(counts["resealed"].values()) == 40
+        assert sum(counts["kept"].values()) == sum(counts["resealed"].values()) == 30
         assert counts["kept"].get("hang", 0) == counts["resealed"].get("hang", 0) == 0
-        assert counts["kept"]["error"] >= 36, counts
+        assert counts["kept"]["error"] >= 27, counts
         assert counts["resealed"]["error"] >= 10 and counts["resealed"]["ok"] >= 1, counts
         assert one["peak"][0] > 50 * 1024, one["peak"]  # KiB: torch and pandas are loaded
 
@@ -126,3 +133,18 @@ def test_an_edited_checkpoint_history_is_one_error(stopped, edit, message):
     (folder / "checkpoint.json").write_text(json.dumps(info))
     with pytest.raises(ArtifactError, match=f"^{folder / 'checkpoint.json'}: {message}"):
         api.run(config, resume=True)
+
+
+@pytest.mark.parametrize("fraction", ["5e-324", "1e-300"])
+def test_a_saved_split_fraction_too_small_for_any_data_is_one_error(capsys, stopped, fraction):
+    """session.json's test_fraction 5e-324 crashed (OverflowError), 1e-300 looped for ever."""
+    config, folder = stopped
+    session = json.loads((folder / "session.json").read_text())
+    session["config"]["split"]["test_fraction"] = float(fraction)
+    (folder / "session.json").write_text(json.dumps(session))
+    capsys.readouterr()
+    code, _, err = cli(capsys, "run", "--runs-dir", config.output.runs_dir, "--name", "s",
+                       "--resume")
+    assert_one_line_error(code, err, f"error: a 0.15 validation and {float(fraction):g} test "
+                          "split needs over 1e+12 days to hold one window of each; use larger "
+                          "--val-fraction and --test-fraction")
