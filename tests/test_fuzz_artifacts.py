@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 import torch
-from messy_artifacts import TARGETS, build_fixtures, fuzz_artifacts, modes, run_case
+from messy_artifacts import TARGETS, build_fixtures, fuzz_artifacts, modes, reseal, run_case
 from safetensors.torch import load_file, save_file
 from test_cli import assert_one_line_error, cli
 
@@ -148,3 +148,36 @@ def test_a_saved_split_fraction_too_small_for_any_data_is_one_error(capsys, stop
     assert_one_line_error(code, err, f"error: a 0.15 validation and {float(fraction):g} test "
                           "split needs over 1e+12 days to hold one window of each; use larger "
                           "--val-fraction and --test-fraction")
+
+
+@pytest.fixture
+def run_folder(fixtures, tmp_path):
+    shutil.copytree(fixtures["run"], tmp_path / "r")
+    return tmp_path / "r"
+
+
+def resealed(folder, name, edit):
+    data = json.loads((folder / name).read_text())
+    edit(data)
+    (folder / name).write_text(json.dumps(data))
+    reseal(folder)
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    # An integer no float can hold crashed the report's number format and the loss plot.
+    (lambda m: m.update(best_epoch=10**400), "best_epoch"),
+    (lambda m: m["metrics"][0].update(rmse=-(10**60)), "metrics[0].rmse"),
+])
+def test_a_huge_integer_in_metrics_json_is_one_error(capsys, run_folder, edit, field):
+    resealed(run_folder, "metrics.json", edit)
+    code, _, err = cli(capsys, "report", str(run_folder))
+    assert_one_line_error(code, err, f"error: {run_folder}/metrics.json: {field} is a whole "
+                          "number beyond 1e+50; it was edited or not written by marketcast")
+
+
+def test_a_huge_integer_in_model_json_is_one_error(run_folder):
+    """It crashed converting the context to floats (OverflowError)."""
+    resealed(run_folder, "model.json", lambda m: m["context_y"].__setitem__(0, 10**400))
+    with pytest.raises(ArtifactError, match=r"model.json: context_y holds a value that is not "
+                       r"finite or beyond 1e\+50; it was edited"):
+        api.forecast(run_folder)
