@@ -290,6 +290,10 @@ def _enough(split: Split, lookback: int, horizon: int, offset: int, with_val: bo
     )
 
 
+# More rows than any price series has (a century of seconds is 3e9).
+MOST_ROWS = 1e12
+
+
 def _minimum_rows(split: SplitConfig, lookback: int, horizon: int, offset: int) -> int:
     """The fewest rows whose fractional split holds one window of each part.
 
@@ -301,6 +305,11 @@ def _minimum_rows(split: SplitConfig, lookback: int, horizon: int, offset: int) 
               (horizon - 0.5) / split.test_fraction]
     if split.val_fraction > 0:
         bounds.append((horizon - 0.5) / split.val_fraction)
+    if not max(bounds) < MOST_ROWS:  # a fraction like 1e-300: no data is that long
+        raise ConfigError(
+            f"a {split.val_fraction:g} validation and {split.test_fraction:g} test split "
+            f"needs over {MOST_ROWS:.0e} days to hold one window of each; use larger "
+            "--val-fraction and --test-fraction (0 for no validation)")
     n = max(need, int(max(bounds)) - 2)
     while True:
         n_test = round(n * split.test_fraction)

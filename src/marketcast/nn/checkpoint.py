@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from marketcast import files
-from marketcast.errors import ArtifactError
+from marketcast.errors import ArtifactError, shown
 from marketcast.nn.train import EpochLog, TrainState
 
 CHECKPOINT = "checkpoint.json"
@@ -62,8 +62,9 @@ class CheckpointStore:
                     f"data file, or delete {self.folder} and start again"
                 )
             _check_info(info, path)
-            tensors = files.load_tensors(self.folder / info["state_file"],
-                                             info["state_sha256"])
+            state_path = self.folder / info["state_file"]
+            tensors = files.load_tensors(state_path, info["state_sha256"])
+            _check_tensors(tensors, net, optimizer, generator, state_path)
             net.load_state_dict(_part(tensors, "net."), strict=True)
             optimizer.load_state_dict(_optimizer_state(optimizer, tensors))
             generator.set_state(tensors["rng.shuffle"])
@@ -78,7 +79,8 @@ class CheckpointStore:
             )
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ArtifactError(
-                f"{path} is unreadable ({exc}); delete {self.folder} and start again"
+                f"{path} is unreadable ({shown(' '.join(str(exc).split()))}); delete "
+                f"{self.folder} and start again"
             ) from None
         self.epoch = state.epoch
         return state
@@ -115,23 +117,78 @@ class CheckpointStore:
 
 def _check_info(info: dict, path: Path) -> None:
     """The fields of ``checkpoint.json`` agree with each other: a state file of this folder
-    named after the epoch, one history entry per epoch, early-stopping counters in range."""
+    named after the epoch, one history entry per epoch (epoch, train loss, validation loss
+    or null, seconds), early-stopping counters in range."""
     epoch = info["epoch"]
     problem = None
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+    if not _whole(epoch) or epoch < 1:
         problem = "epoch is not a whole number of 1 or more"
     elif info["state_file"] != f"state-{epoch:04d}.safetensors":
         problem = "state_file is not the state of its epoch"
     elif [e[0] if isinstance(e, list) and len(e) == 4 else None
           for e in info["history"]] != list(range(1, epoch + 1)):
         problem = f"history does not hold epochs 1 to {epoch}"
-    elif not isinstance(info["best_epoch"], int) or not 0 <= info["best_epoch"] <= epoch:
+    elif not all(_number(t) and (v is None or _number(v)) and _number(s) and s >= 0
+                 for _, t, v, s in info["history"]):
+        problem = "history holds a loss or time that is not a finite number"
+    elif not (info["best_loss"] is None or _number(info["best_loss"])):
+        problem = "best_loss is not a finite number or null"
+    elif not _whole(info["best_epoch"]) or not 0 <= info["best_epoch"] <= epoch:
         problem = f"best_epoch is not between 0 and {epoch}"
-    elif not isinstance(info["waited"], int) or not 0 <= info["waited"] <= epoch:
+    elif not _whole(info["waited"]) or not 0 <= info["waited"] <= epoch:
         problem = f"waited is not between 0 and {epoch}"
     if problem:
         raise ArtifactError(f"{path}: {problem}; it was edited: delete {path.parent} and "
                             "start the run again")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= 2**53  # beyond, no float stands for it exactly
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _check_tensors(tensors: dict, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   generator: torch.Generator, path: Path) -> None:
+    """The state file holds exactly what :meth:`CheckpointStore.save` writes for this network:
+    its weights (and best weights), Adam's moments of each parameter and both generators'
+    states, each of the right shape and dtype, every number finite."""
+    weights = {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
+    expected = {f"net.{k}": kind for k, kind in weights.items()}
+    if any(k.startswith("best.") for k in tensors):
+        expected |= {f"best.{k}": kind for k, kind in weights.items()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    moments = ("exp_avg", "exp_avg_sq", *(("max_exp_avg_sq",) if any(
+        group.get("amsgrad") for group in optimizer.param_groups) else ()))
+    for index, param in enumerate(params):
+        if any(k.startswith(f"optim.{index}.") for k in tensors):
+            expected[f"optim.{index}.step"] = ((), torch.float32)
+            expected |= {f"optim.{index}.{m}": (tuple(param.shape), param.dtype)
+                         for m in moments}
+    for name, state in (("rng.torch", torch.get_rng_state()),
+                        ("rng.shuffle", generator.get_state())):
+        expected[name] = (tuple(state.shape), state.dtype)
+    for name in sorted(expected.keys() | tensors.keys()):
+        got = tensors.get(name)
+        problem = ("is missing" if got is None else "is not expected" if name not in expected
+                   else None)
+        if problem is None and (tuple(got.shape), got.dtype) != expected[name]:
+            shape, dtype = expected[name]
+            problem = (f"is {str(got.dtype).removeprefix('torch.')} of shape "
+                       f"{tuple(got.shape)}, not {str(dtype).removeprefix('torch.')} of "
+                       f"shape {shape}")
+        elif problem is None and got.is_floating_point() and not torch.isfinite(got).all():
+            problem = "holds a value that is not finite"
+        elif problem is None and name.endswith(".step") and not (
+                got >= 1 and got == torch.round(got)):
+            problem = f"is {got.item()}, not a count of 1 or more Adam steps"
+        if problem:
+            raise ArtifactError(f"{path}: {shown(name)} {problem}; it was edited: delete "
+                                f"{path.parent} and start the run again")
 
 
 def _part(tensors: dict, strip: str, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -51,6 +51,8 @@ class _Fields(FieldCheck):
                       "numbers".replace("  ", " "))
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             self.fail(field, "holds a value that is not a number")
+        if any(isinstance(v, int) and abs(v) > LARGEST for v in value):  # no float holds 1e400
+            self.fail(field, f"holds a value that is not finite or beyond {LARGEST:.0e}")
         array = np.asarray(value, dtype=np.float64)
         if not np.isfinite(array).all() or (array.size and (array.max() > LARGEST
                                                             or array.min() < low)):
@@ -130,7 +132,26 @@ def validate_metrics(metrics: object, where: str) -> dict:
     for key in ("metrics", "metrics_by_step", "comparisons"):
         if not all(isinstance(row, dict) for row in metrics.get(key, [])):
             check.fail(key, "must be a list of tables")
+    field = _huge_integer(metrics)
+    if field is not None:
+        check.fail(field, f"is a whole number beyond {LARGEST:.0e}")
     return metrics
+
+
+def _huge_integer(value: object) -> str | None:
+    """The first field (``a.b[0].c``) holding an integer no float can stand for (JSON has
+    no limit: ``1e400`` written as digits), or None. Iterative: nesting depth is the file's."""
+    stack = [("", value)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(f"{path}.{k if k.isidentifier() else shown(k, 40)}".lstrip("."), v)
+                      for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST:
+            return path
+    return None
 
 
 def check_finite_weights(arrays: Mapping[str, object], where: str) -> None:
