@@ -85,6 +85,7 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     raw = synthetic_prices(160)
     frame = raw.drop(columns="Date").set_axis(pd.DatetimeIndex(raw["Date"]), axis=0)
     frame.columns = ["open", "high", "low", "close", "adj_close", "volume"]
+    frame = frame.astype("float64")  # the store keeps floats only
     write_parquet(root / "store" / "AAA.parquet", frame, {
         "format_version": 1, "ticker": "AAA", "source": "yahoo", "downloads": [
             {"at": "2024-01-02T10:00:00+00:00", "start": "2015-01-02", "end": "2015-08-20",
@@ -302,7 +303,7 @@ def mutate_parquet(rnd: random.Random, data: bytes) -> bytes:
     else:  # the pandas metadata, or the table itself
         op = rnd.randrange(3)
         if op == 0:
-            meta[b"pandas"] = mutate_json(rnd, meta[b"pandas"])
+            meta[b"pandas"] = mutate_json(rnd, meta.get(b"pandas", b"{}"))
         elif op == 1:
             table = table.drop_columns([rnd.choice(table.column_names)])
         else:

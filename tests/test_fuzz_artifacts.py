@@ -26,21 +26,14 @@ from marketcast.errors import ArtifactError
 # report or trains an epoch.
 CASES = {"model_json": 30, "weights": 30, "metrics_json": 5, "config_toml": 6,
          "checkpoint_state": 6, "checkpoint_json": 16, "session_json": 6,
-         "store_parquet": 12}
-# read_parquet passes on pyarrow's multi-line messages (a damaged page header, duplicate
-# column names) and a JSONDecodeError from damaged pandas metadata.
-STORE_KNOWN = pytest.mark.xfail(reason="read_parquet: multi-line messages and a "
-                                "JSONDecodeError on damaged Parquet files", strict=False)
-
+         "store_parquet": 40}
 
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
     return build_fixtures(tmp_path_factory.mktemp("fixtures"))
 
 
-@pytest.mark.parametrize("target", [
-    pytest.param(t, marks=STORE_KNOWN) if t == "store_parquet" else t
-    for t in TARGETS if t not in ("model_json", "weights")])
+@pytest.mark.parametrize("target", [t for t in TARGETS if t not in ("model_json", "weights")])
 def test_damaged_files_load_or_are_refused_cleanly(fixtures, tmp_path, target):
     counts = collections.Counter()
     for case in range(CASES[target]):

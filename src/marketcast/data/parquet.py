@@ -145,7 +145,11 @@ def read_parquet(path: Path, ticker: str | None = None) -> tuple[pd.DataFrame, d
             raw = (parquet.schema_arrow.metadata or {}).get(META_KEY)
             meta = None if raw is None else _meta_json(raw, path)
             table = parquet.read()
-        frame = table.to_pandas(ignore_metadata=True)  # the pandas metadata is not ours
+        # The pandas metadata is not ours: dropped, since pyarrow parses it even when told to
+        # ignore it (a crafted one crashed that parser).
+        table = table.replace_schema_metadata({
+            k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"})
+        frame = table.to_pandas(ignore_metadata=True)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(f"cannot read {path} as Parquet ({shown(str(exc), 200)}); "
                         "download it again") from None
