@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from marketcast.config import Config
-from marketcast.errors import ArtifactError, ConfigError, shown
+from marketcast.errors import ArtifactError, ConfigError, FieldCheck, shown
 from marketcast.files import read_json, read_verified
 from marketcast.runs.layout import MANIFEST, RESIDUALS
 
@@ -65,12 +65,12 @@ def check_residuals(raw: pd.DataFrame, path: Path, days: int,
             _fail(path, "column 'ticker'", f"holds no residuals of {shown(lacking[0])}")
         out["ticker"] = raw["ticker"]
     step = raw["step"]
-    whole = step.str.fullmatch(r"[0-9]{1,9}")
-    if not whole.all() or not step.astype(np.int64).between(1, days).all():
-        bad = step[~whole | ~step.where(whole, "0").astype(np.int64).between(1, days)]
-        _fail(path, "column 'step'", f"holds {shown(bad.iloc[0])}, not a whole number from "
-              f"1 to {days}")
-    out["step"] = step.astype(np.int64)
+    number = pd.to_numeric(step.where(step.str.fullmatch(r"[0-9]{1,9}")))  # NaN: not whole
+    bad = ~number.between(1, days)
+    if bad.any():
+        _fail(path, "column 'step'", f"holds {shown(step[bad].iloc[0])}, not a whole number "
+              f"from 1 to {days}")
+    out["step"] = number.astype(np.int64)
     out["abs_log_residual"] = _numbers(raw["abs_log_residual"], path, "abs_log_residual",
                                        blank=False)
     if "volatility" in raw.columns:
@@ -106,5 +106,5 @@ def _days(meta: dict) -> int:
 
 
 def _fail(path: Path, field: str, problem: str):
-    raise ArtifactError(f"{path}: {field} {problem}; it was edited or not written by "
-                        "marketcast: use an untouched run folder or run again")
+    FieldCheck(path, ArtifactError, "it was edited or not written by marketcast: use an "
+               "untouched run folder or run again").fail(field, problem)
